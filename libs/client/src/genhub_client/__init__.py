@@ -1,0 +1,1 @@
+"""genhub API client."""

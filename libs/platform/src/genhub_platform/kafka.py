@@ -1,0 +1,209 @@
+"""Kafka plumbing: the broker factory, the outbox's publisher, idempotent event consumers, topics.
+
+Consumption is at least once: offsets are committed only after the handler's transaction
+commits (FastStream's NACK_ON_ERROR policy rewinds on an unhandled error). A message that cannot
+be decoded, or whose handler keeps failing on the same input, goes to `<topic>.dlq` with the
+error attached, so one poison message never blocks its partition.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from genhub_contracts import Envelope, topics
+from opentelemetry import trace
+from prometheus_client import REGISTRY, Counter
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from genhub_platform.settings import PlatformSettings
+from genhub_platform.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+EventT = TypeVar("EventT", bound=Envelope[Any])
+Handler = Callable[[EventT, UnitOfWork], Awaitable[None]]
+
+DEAD_LETTERS = Counter(
+    "genhub_dead_letters_total", "Messages sent to a dead-letter topic", ["topic", "consumer"]
+)
+DUPLICATES = Counter(
+    "genhub_duplicate_events_total", "Events skipped because already applied", ["consumer"]
+)
+
+# Errors that say the infrastructure is unwell, not the message: retry by redelivery, never DLQ.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+def make_broker(settings: PlatformSettings) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        enable_idempotence=True,  # no duplicates from producer retries
+        acks="all",
+        linger_ms=2,
+        allow_auto_create_topics=False,
+        middlewares=[
+            KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider()),  # type: ignore[arg-type]
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name),
+        ],
+        logger=logging.getLogger(f"genhub.{settings.service_name}.kafka"),
+        log_level=logging.DEBUG,
+    )
+
+
+class BrokerPublisher:
+    """The outbox relay's producer: sends without waiting, so a batch is one round of acks."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+
+    async def send(
+        self, topic: str, payload: bytes, key: bytes, headers: dict[str, str]
+    ) -> "asyncio.Future[Any]":
+        return await self._broker.publish(
+            payload, topic=topic, key=key, headers=headers, no_confirm=True
+        )
+
+
+class EventConsumer:
+    """Registers handlers `async def handler(event, uow)` for contract events.
+
+    Each delivery runs in its own unit of work: the inbox check, the handler's changes and any
+    events it publishes commit together, then the offset is committed.
+    """
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        group_id: str,
+        uow_factory: Callable[[], UnitOfWork],
+        *,
+        max_attempts: int = 3,
+    ) -> None:
+        self._broker = broker
+        self._group_id = group_id
+        self._uow_factory = uow_factory
+        self._max_attempts = max_attempts
+
+    def on(
+        self, event_cls: type[EventT], *, name: str | None = None
+    ) -> Callable[[Handler[EventT]], Handler[EventT]]:
+        def register(handler: Handler[EventT]) -> Handler[EventT]:
+            consumer_name = f"{self._group_id}.{name or handler.__name__}"
+            topic = event_cls.TOPIC
+
+            async def consume(message: KafkaMessage) -> None:
+                try:
+                    event = event_cls.model_validate_json(message.body)
+                except ValidationError as exc:
+                    await self._dead_letter(topic, consumer_name, message, exc)
+                    return
+                await self._apply(consumer_name, topic, handler, event, message)
+
+            consume.__name__ = consumer_name.replace(".", "_")
+            self._broker.subscriber(
+                topic,
+                group_id=self._group_id,
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                auto_offset_reset="earliest",
+            )(consume)
+            return handler
+
+        return register
+
+    async def _apply(
+        self,
+        consumer_name: str,
+        topic: str,
+        handler: Handler[EventT],
+        event: EventT,
+        message: Any,
+    ) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                async with self._uow_factory() as uow:
+                    if not await uow.first_delivery(consumer_name, event.event_id):
+                        DUPLICATES.labels(consumer_name).inc()
+                        log.info("duplicate event skipped", extra={"event_id": str(event.event_id)})
+                        return
+                    await handler(event, uow)
+                    await uow.commit()
+                return
+            except TRANSIENT_ERRORS:
+                # Infrastructure trouble: back off, then let Kafka redeliver (NACK).
+                log.warning("transient failure in %s; will redeliver", consumer_name, exc_info=True)
+                await asyncio.sleep(min(2.0, 0.2 * attempt))
+                raise
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    await asyncio.sleep(0.5)
+                    raise
+                last_error: Exception = exc
+            except Exception as exc:
+                last_error = exc
+            log.warning(
+                "handler %s failed (attempt %d/%d)",
+                consumer_name,
+                attempt,
+                self._max_attempts,
+                exc_info=last_error,
+            )
+            await asyncio.sleep(0.05 * 2**attempt)
+        await self._dead_letter(topic, consumer_name, message, last_error)
+
+    async def _dead_letter(
+        self, topic: str, consumer_name: str, message: Any, error: Exception
+    ) -> None:
+        DEAD_LETTERS.labels(topic, consumer_name).inc()
+        log.error("dead-lettering message from %s: %s", topic, error)
+        headers = {k: v for k, v in (message.headers or {}).items() if isinstance(v, str)}
+        headers.update(
+            {
+                "dlq-error": f"{type(error).__name__}: {error}"[:1000],
+                "dlq-consumer": consumer_name,
+                "dlq-source-topic": topic,
+            }
+        )
+        raw = message.raw_message
+        await self._broker.publish(
+            message.body, topic=topics.dlq(topic), key=getattr(raw, "key", None), headers=headers
+        )
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    names: Iterable[str] = topics.ALL_TOPICS_WITH_DLQ,
+    *,
+    partitions: int = 6,
+    replication_factor: int = 1,
+) -> None:
+    """Create any missing topics; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+            for name in names
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()

@@ -1,0 +1,90 @@
+"""Alembic helpers: each service keeps its own migration history and calls these.
+
+- `run_migrations(metadata, url)` from a service's `migrations/env.py`;
+- `upgrade_to_head(migrations_dir, url)` from the service's `migrate` command;
+- `create_platform_tables()` / `drop_platform_tables()` from a service's first revision, so the
+  outbox and inbox tables are declared once, here.
+"""
+
+import asyncio
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command, context, op
+from alembic.config import Config
+from sqlalchemy import MetaData, pool, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+# Several replicas may start together; one migrates, the others wait on this lock.
+_MIGRATION_LOCK_ID = 7_346_112
+
+
+def upgrade_to_head(migrations_dir: Path, database_url: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+def run_migrations(metadata: MetaData, database_url: str | None = None) -> None:
+    url = database_url or context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL for migrations")
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    asyncio.run(_run_online(url, metadata))
+
+
+async def _run_online(url: str, metadata: MetaData) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(_run_locked, metadata)
+    await engine.dispose()
+
+
+def _run_locked(connection: Connection, metadata: MetaData) -> None:
+    connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    try:
+        context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        connection.commit()
+
+
+def create_platform_tables() -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
+        sa.Column("topic", sa.String(), nullable=False),
+        sa.Column("key", sa.LargeBinary(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("headers", postgresql.JSONB(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index(
+        "ix_outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL")
+    )
+    op.create_table(
+        "processed_events",
+        sa.Column("consumer", sa.String(length=128), primary_key=True),
+        sa.Column("event_id", sa.Uuid(), primary_key=True),
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+    )
+
+
+def drop_platform_tables() -> None:
+    op.drop_table("processed_events")
+    op.drop_index("ix_outbox_unpublished", table_name="outbox")
+    op.drop_table("outbox")

@@ -1,0 +1,67 @@
+"""Settings every service shares, read from the environment first (12-factor).
+
+Endpoints default to the local stack (`make up`) so the same code runs against compose or a
+cluster by changing environment variables only.
+"""
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlatformSettings(BaseSettings):
+    """Base class: each service subclasses it, sets `service_name` and adds its own fields.
+
+    A service's own database URL comes from `<SERVICE>_DATABASE_URL` (set by the subclass via a
+    validation alias); without it the URL is built from the libpq-style PG* variables and the
+    database `genhub_<service>`.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    service_name: str = "genhub"
+    environment: Literal["local", "test", "production"] = Field(
+        default="local", validation_alias="GENHUB_ENV"
+    )
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_format: Literal["json", "text"] = Field(default="json", validation_alias="LOG_FORMAT")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    kafka_max_handler_attempts: int = Field(default=3, ge=1)
+
+    database_url: str | None = None
+    pghost: str = Field(default="127.0.0.1", validation_alias="PGHOST")
+    pgport: int = Field(default=5432, validation_alias="PGPORT")
+    pguser: str = Field(default="genhub", validation_alias="PGUSER")
+    pgpassword: SecretStr = Field(default=SecretStr("genhub"), validation_alias="PGPASSWORD")
+    db_pool_size: int = 10
+
+    outbox_poll_interval_s: float = 0.5
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+
+    @property
+    def database_name(self) -> str:
+        return f"genhub_{self.service_name}"
+
+    @property
+    def async_database_url(self) -> str:
+        """SQLAlchemy URL with the asyncpg driver."""
+        if self.database_url:
+            url = self.database_url
+            for prefix in ("postgresql://", "postgres://"):
+                if url.startswith(prefix):
+                    return "postgresql+asyncpg://" + url.removeprefix(prefix)
+            return url
+        password = self.pgpassword.get_secret_value()
+        return (
+            f"postgresql+asyncpg://{self.pguser}:{password}@{self.pghost}:{self.pgport}/"
+            f"{self.database_name}"
+        )

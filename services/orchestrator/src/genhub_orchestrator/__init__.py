@@ -1,0 +1,1 @@
+"""genhub orchestrator service."""
