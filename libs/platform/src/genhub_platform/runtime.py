@@ -106,6 +106,7 @@ def create_service_app(
             await runtime.engine.dispose()
 
     app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app.state.runtime = runtime
     install_error_handlers(app)
     install_metrics(app, runtime.settings.service_name)
     app.include_router(probes_router(runtime.check_ready))
