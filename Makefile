@@ -1,0 +1,52 @@
+# genhub: `make up` starts everything locally, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+LOCAL := deploy/local
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST := $(UV) run --no-sync pytest
+
+.PHONY: help install infra-up up down logs status demo test test-unit test-e2e lint typecheck clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: ## install uv (if missing) and the Python workspace
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --user uv
+	@$(UV) sync --frozen --quiet
+
+infra-up: install ## start PostgreSQL, Kafka and MinIO (installed on first use)
+	@bash $(LOCAL)/infra.sh up
+
+up: infra-up ## start infrastructure and all five services, seed the demo app
+	@bash $(LOCAL)/services.sh start
+	@set -a; source var/secrets.env; set +a; $(UV) run --no-sync python $(LOCAL)/seed.py
+
+down: ## stop services and infrastructure
+	@bash $(LOCAL)/services.sh stop
+	@bash $(LOCAL)/infra.sh down
+
+status: ## show what is running
+	@bash $(LOCAL)/infra.sh status || true
+	@bash $(LOCAL)/services.sh status
+
+logs: ## where the logs are (tail -f var/log/<name>.log)
+	@ls -1 var/log/*.log 2>/dev/null || echo "no logs yet: run make up"
+
+demo: ## submit one job to the running stack and save the PNG
+	@$(UV) run --no-sync python $(LOCAL)/demo.py
+
+test: up test-unit test-e2e ## unit tests, then the end-to-end suite on the real stack
+
+test-unit: install ## unit tests of every lib and service
+	@$(PYTEST) libs services -q -p no:cacheprovider
+
+test-e2e: install ## end-to-end suite against the running stack (Kafka, PostgreSQL, MinIO)
+	@set -a; source var/secrets.env; set +a; $(PYTEST) tests-e2e -q -p no:cacheprovider
+
+lint: install ## ruff and mypy
+	@$(UV) run --no-sync ruff check .
+	@$(UV) run --no-sync ruff format --check .
+	@$(UV) run --no-sync mypy libs/contracts/src libs/platform/src
+
+clean: down ## stop everything and delete local state (downloads stay cached)
+	rm -rf var

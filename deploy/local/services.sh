@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Start/stop the five genhub services as background processes on loopback.
+# Usage: services.sh start|stop|status
+# Each service migrates its own database first, then serves HTTP and consumes Kafka.
+set -euo pipefail
+COMPONENT=services
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+SERVICES=(billing orchestrator storage notifier gateway)
+declare -A PORTS=([gateway]=8080 [billing]=8081 [orchestrator]=8082 [storage]=8083 [notifier]=8084)
+BIN="$ROOT/.venv/bin"
+SECRETS="$VAR_DIR/secrets.env"
+
+# Local secrets are generated once per var/ and never committed.
+ensure_secrets() {
+  [[ -s "$SECRETS" ]] && return 0
+  "$BIN/python" - >"$SECRETS" <<'PY'
+import base64, secrets
+print(f"GENHUB_ADMIN_TOKEN=gh_admin_{secrets.token_urlsafe(32)}")
+print(f"NOTIFIER_ENCRYPTION_KEY={base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}")
+PY
+  chmod 600 "$SECRETS"
+}
+
+service_env() {
+  set -a
+  source "$SECRETS"
+  set +a
+  export GENHUB_ENV="${GENHUB_ENV:-local}"
+  export NOTIFIER_ALLOW_PRIVATE_WEBHOOKS="${NOTIFIER_ALLOW_PRIVATE_WEBHOOKS:-true}"
+  export BILLING_URL="${BILLING_URL:-http://127.0.0.1:8081}"
+  export ORCHESTRATOR_URL="${ORCHESTRATOR_URL:-http://127.0.0.1:8082}"
+  export STORAGE_URL="${STORAGE_URL:-http://127.0.0.1:8083}"
+  export NOTIFIER_URL="${NOTIFIER_URL:-http://127.0.0.1:8084}"
+}
+
+ready() { curl -fsS -o /dev/null "http://127.0.0.1:$1/readyz" 2>/dev/null; }
+
+start_one() {
+  local svc=$1 port=${PORTS[$1]} pidfile="$RUN_DIR/$1.pid"
+  LOG_FILE="$LOG_DIR/$svc.log"
+  if pid_running "$pidfile" "genhub-$svc"; then
+    return 0
+  fi
+  "$BIN/genhub-$svc" migrate >>"$LOG_FILE" 2>&1 || die "$svc: migration failed"
+  nohup "$BIN/genhub-$svc" serve --port "$port" >>"$LOG_FILE" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+wait_ready() {
+  local svc=$1 deadline=$((SECONDS + 60))
+  LOG_FILE="$LOG_DIR/$svc.log"
+  until ready "${PORTS[$svc]}"; do
+    pid_running "$RUN_DIR/$svc.pid" "genhub-$svc" || die "$svc exited during start-up"
+    ((SECONDS < deadline)) || die "$svc not ready after 60s"
+    sleep 0.3
+  done
+}
+
+case "${1:-}" in
+  start)
+    ensure_secrets
+    service_env
+    for svc in "${SERVICES[@]}"; do start_one "$svc"; done
+    for svc in "${SERVICES[@]}"; do wait_ready "$svc"; done
+    say "ready: gateway http://127.0.0.1:8080 (logs in $LOG_DIR)"
+    ;;
+  stop)
+    for svc in "${SERVICES[@]}"; do
+      COMPONENT=$svc stop_pid "$RUN_DIR/$svc.pid" "genhub-$svc" 20
+    done
+    ;;
+  status)
+    for svc in "${SERVICES[@]}"; do
+      if ready "${PORTS[$svc]}"; then echo "$svc: ready on ${PORTS[$svc]}"; else echo "$svc: down"; fi
+    done
+    ;;
+  *)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,43 @@
+"""The orchestrator's model catalog, cached so `POST /v1/generate` does not call it each time."""
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from genhub_gateway.adapters.upstream import ModelInfo, OrchestratorClient, UpstreamUnavailable
+
+
+class ModelCatalog:
+    def __init__(
+        self,
+        orchestrator: OrchestratorClient,
+        *,
+        ttl_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._orchestrator = orchestrator
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._models: dict[str, ModelInfo] | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def models(self) -> dict[str, ModelInfo]:
+        if self._models is not None and self._clock() - self._fetched_at < self._ttl_s:
+            return self._models
+        async with self._lock:  # one refresh at a time, not one per waiting request
+            if self._models is not None and self._clock() - self._fetched_at < self._ttl_s:
+                return self._models
+            try:
+                fresh = await self._orchestrator.models()
+            except UpstreamUnavailable:
+                # A stale catalog beats refusing every job while the orchestrator restarts.
+                if self._models is not None:
+                    return self._models
+                raise
+            self._models = {m.name: m for m in fresh}
+            self._fetched_at = self._clock()
+            return self._models
+
+    async def get(self, name: str) -> ModelInfo | None:
+        return (await self.models()).get(name)

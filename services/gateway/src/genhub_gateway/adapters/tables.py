@@ -1,0 +1,91 @@
+"""The gateway's own tables: apps (tenants), their hashed API keys, and the job read-model."""
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import Column, DateTime, Index, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(*, nullable: bool = False, server_default: bool = True) -> Any:
+    return Column(
+        DateTime(timezone=True),
+        nullable=nullable,
+        server_default=func.now() if server_default else None,
+    )
+
+
+class AppRow(SQLModel, table=True):
+    __tablename__ = "apps"
+
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    slug: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    plan: str = Field(max_length=16)
+    enabled: bool = True
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class ApiKeyRow(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    app_id: UUID = Field(foreign_key="apps.id", index=True)
+    prefix: str = Field(max_length=32)
+    key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
+
+
+class JobRow(SQLModel, table=True):
+    """Projection of the job saga for `GET /v1/jobs/{id}`; never the source of truth."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_app_created", "app_id", "created_at"),
+        Index("ix_jobs_app_user_created", "app_id", "user_id", "created_at"),
+        Index(
+            "uq_jobs_app_idempotency_key",
+            "app_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    job_id: UUID = Field(default_factory=uuid4, primary_key=True)
+    app_id: UUID = Field(foreign_key="apps.id")
+    user_id: str = Field(max_length=128)
+    model: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    priority: int = 5
+    spec: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    # `metadata` is reserved on SQLModel classes, hence the attribute name.
+    job_metadata: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column("metadata", JSONB, nullable=False)
+    )
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    tokens_reserved: int | None = None
+    tokens_charged: int | None = None
+    tokens_refunded: int | None = None
+    provider: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = None
+    error_details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    outputs: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    reserved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
+    started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
+    completed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
+    settled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))

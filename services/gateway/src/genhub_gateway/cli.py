@@ -1,0 +1,17 @@
+"""`genhub-gateway serve | migrate`."""
+
+from pathlib import Path
+
+from genhub_platform.cli import service_main
+
+from genhub_gateway.config import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def main() -> int:
+    return service_main(
+        settings=Settings(),  # type: ignore[call-arg]  # env supplies required fields
+        app_import_path="genhub_gateway.main:create_app",
+        migrations_dir=MIGRATIONS_DIR,
+    )

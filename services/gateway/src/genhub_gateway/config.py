@@ -1,0 +1,26 @@
+"""Gateway settings: platform defaults plus the admin token, upstream URLs and cache TTLs."""
+
+from pydantic import Field, SecretStr
+
+from genhub_platform.settings import PlatformSettings
+
+
+class Settings(PlatformSettings):
+    service_name: str = "gateway"
+    http_port: int = 8080
+    database_url: str | None = Field(default=None, validation_alias="GATEWAY_DATABASE_URL")
+
+    # Required on purpose: an admin API with a default token is an open door.
+    admin_token: SecretStr = Field(validation_alias="GENHUB_ADMIN_TOKEN", min_length=1)
+
+    billing_url: str = Field(default="http://127.0.0.1:8081", validation_alias="BILLING_URL")
+    orchestrator_url: str = Field(
+        default="http://127.0.0.1:8082", validation_alias="ORCHESTRATOR_URL"
+    )
+    storage_url: str = Field(default="http://127.0.0.1:8083", validation_alias="STORAGE_URL")
+    notifier_url: str = Field(default="http://127.0.0.1:8084", validation_alias="NOTIFIER_URL")
+    upstream_timeout_s: float = Field(default=5.0, validation_alias="GATEWAY_UPSTREAM_TIMEOUT_S")
+
+    models_cache_ttl_s: float = Field(default=30.0, validation_alias="GATEWAY_MODELS_CACHE_TTL_S")
+    # How long a revoked key or a disabled app may still pass on another replica.
+    auth_cache_ttl_s: float = Field(default=5.0, validation_alias="GATEWAY_AUTH_CACHE_TTL_S")

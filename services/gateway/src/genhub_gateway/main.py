@@ -1,0 +1,55 @@
+"""Composition root: settings → runtime, upstream clients, caches, Kafka handlers, routers."""
+
+import asyncio
+
+import httpx
+from fastapi import FastAPI
+from genhub_platform.runtime import Runtime, build_runtime, create_service_app
+
+from genhub_gateway.adapters.catalog import ModelCatalog
+from genhub_gateway.adapters.keystore import KeyStore, db_loader
+from genhub_gateway.adapters.upstream import Upstreams
+from genhub_gateway.config import Settings
+from genhub_gateway.handlers import admin, http, kafka
+from genhub_gateway.handlers.deps import Gateway
+
+
+def build_gateway(
+    settings: Settings, runtime: Runtime, transport: httpx.AsyncBaseTransport | None = None
+) -> Gateway:
+    upstreams = Upstreams.create(
+        billing_url=settings.billing_url,
+        orchestrator_url=settings.orchestrator_url,
+        storage_url=settings.storage_url,
+        notifier_url=settings.notifier_url,
+        timeout_s=settings.upstream_timeout_s,
+        transport=transport,
+    )
+    return Gateway(
+        settings=settings,
+        upstreams=upstreams,
+        catalog=ModelCatalog(upstreams.orchestrator, ttl_s=settings.models_cache_ttl_s),
+        keys=KeyStore(db_loader(runtime.sessions), ttl_s=settings.auth_cache_ttl_s),
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, upstream_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """`upstream_transport` lets tests answer for billing, orchestrator, storage and notifier."""
+    settings = settings or Settings()  # type: ignore[call-arg]  # env supplies required fields
+    runtime = build_runtime(settings)
+    kafka.register(runtime)
+    gateway = build_gateway(settings, runtime, upstream_transport)
+
+    async def close_upstreams() -> None:
+        # Runs for the app's lifetime; cancelled at shutdown, when it closes the HTTP pool.
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await gateway.upstreams.http.aclose()
+
+    runtime.background.append(close_upstreams)
+    app = create_service_app(runtime, title="genhub gateway", routers=[http.router, admin.router])
+    app.state.gateway = gateway
+    return app

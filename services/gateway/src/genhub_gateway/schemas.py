@@ -1,0 +1,165 @@
+"""Request and response bodies of the gateway's HTTP API (they shape the OpenAPI document)."""
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from genhub_contracts import GenerationInput, JobStatus, Plan
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from genhub_gateway.domain.identifiers import SLUG_PATTERN
+
+MAX_METADATA_BYTES = 8 * 1024
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+
+class CreateAppRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    slug: str = Field(pattern=SLUG_PATTERN, description="lowercase letters, digits and dashes")
+    plan: Plan = Plan.FREE
+    webhook_url: HttpUrl | None = None
+
+
+class UpdateAppRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    plan: Plan | None = None
+    enabled: bool | None = None
+    webhook_url: HttpUrl | None = None
+
+
+class AppOut(BaseModel):
+    id: UUID
+    name: str
+    slug: str
+    plan: Plan
+    enabled: bool
+    webhook_url: str | None = None
+    created_at: datetime
+
+
+class KeyOut(BaseModel):
+    id: UUID
+    app_id: UUID
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CreatedAppOut(BaseModel):
+    app: AppOut
+    api_key: str = Field(description="shown once; only its hash is stored")
+    key: KeyOut
+    webhook_secret: str = Field(description="Standard Webhooks signing secret, whsec_...")
+
+
+class CreatedKeyOut(BaseModel):
+    api_key: str = Field(description="shown once; only its hash is stored")
+    key: KeyOut
+
+
+class AppWithKeysOut(AppOut):
+    keys: list[KeyOut]
+
+
+class AppListOut(BaseModel):
+    apps: list[AppWithKeysOut]
+
+
+# --- public -----------------------------------------------------------------------------------
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=64, examples=["mock"])
+    input: GenerationInput
+    webhook_url: HttpUrl | None = Field(
+        default=None, description="overrides the app's webhook URL for this job"
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="echoed back in the job and its webhook (≤ 8 KiB)"
+    )
+    priority: int = Field(default=5, ge=0, le=9)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
+        return value
+
+
+class JobAccepted(BaseModel):
+    job_id: UUID
+    status: JobStatus
+
+
+class JobOutputOut(BaseModel):
+    index: int
+    url: str | None = Field(description="presigned, short-lived; fetch a fresh one via GET job")
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+
+
+class JobErrorOut(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class JobTokensOut(BaseModel):
+    reserved: int | None = None
+    charged: int | None = None
+    refunded: int | None = None
+
+
+class JobOut(BaseModel):
+    job_id: UUID
+    status: JobStatus
+    model: str
+    user_id: str
+    created_at: datetime
+    updated_at: datetime
+    outputs: list[JobOutputOut]
+    error: JobErrorOut | None
+    tokens: JobTokensOut
+    provider: str | None
+    attempts: int
+    metadata: dict[str, Any]
+
+
+class UserBalanceOut(BaseModel):
+    user_id: str
+    balance: int
+    reserved: int
+    available: int
+
+
+class GrantRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(gt=0, le=1_000_000_000)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class GrantOut(UserBalanceOut):
+    transfer_id: str | None = None
+
+
+class ModelOut(BaseModel):
+    name: str
+    enabled: bool
+    max_outputs: int | None
+
+
+class ModelListOut(BaseModel):
+    models: list[ModelOut]

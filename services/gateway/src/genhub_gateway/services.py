@@ -1,0 +1,340 @@
+"""Use cases: each takes a unit of work (or a session) and plain input, calls the domain rules
+and adapters, and publishes events through the outbox. HTTP handlers commit; Kafka handlers
+leave committing to the platform's EventConsumer."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from genhub_contracts import (
+    Envelope,
+    JobCancelRequested,
+    JobRequested,
+    JobSpec,
+    JobStatus,
+    Plan,
+)
+from genhub_contracts.events import JobCancelRequestedPayload, JobRequestedPayload
+from genhub_platform.errors import ApiError
+from genhub_platform.uow import UnitOfWork
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from genhub_gateway.adapters.catalog import ModelCatalog
+from genhub_gateway.adapters.repositories import AppRepository, JobRepository, KeyOwner
+from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, JobRow, utcnow
+from genhub_gateway.adapters.upstream import NotifierClient, StorageClient
+from genhub_gateway.domain.keys import NewKey, generate_key
+from genhub_gateway.domain.readmodel import JobProgress
+from genhub_gateway.schemas import (
+    GenerateRequest,
+    JobErrorOut,
+    JobOut,
+    JobOutputOut,
+    JobTokensOut,
+    UpdateAppRequest,
+)
+
+log = logging.getLogger(__name__)
+
+
+def job_not_found() -> ApiError:
+    return ApiError(404, "job_not_found", "No such job for this app.")
+
+
+def app_not_found() -> ApiError:
+    return ApiError(404, "app_not_found", "No such app.")
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedApp:
+    app: AppRow
+    key: ApiKeyRow
+    secret: NewKey
+    webhook_secret: str
+
+
+def _new_key_row(app_id: UUID) -> tuple[ApiKeyRow, NewKey]:
+    new = generate_key()
+    return ApiKeyRow(app_id=app_id, prefix=new.prefix, key_hash=new.hash), new
+
+
+async def create_app(
+    uow: UnitOfWork,
+    notifier: NotifierClient,
+    *,
+    name: str,
+    slug: str,
+    plan: Plan,
+    webhook_url: str | None,
+) -> CreatedApp:
+    """Insert the app and its first key, then ask the notifier for the signing secret.
+
+    The notifier call happens before the caller commits: if it fails nothing is created, and
+    the admin can simply retry (a secret orphaned by a failed commit belongs to an app id that
+    never exists).
+    """
+    apps = AppRepository(uow.session)
+    if await apps.slug_taken(slug):
+        raise ApiError(409, "slug_taken", f"An app with slug {slug!r} already exists.")
+    app = AppRow(name=name, slug=slug, plan=plan.value, webhook_url=webhook_url)
+    key, new = _new_key_row(app.id)
+    uow.session.add(app)
+    uow.session.add(key)
+    try:
+        await uow.session.flush()
+    except IntegrityError as exc:  # a concurrent create won the slug
+        raise ApiError(409, "slug_taken", f"An app with slug {slug!r} already exists.") from exc
+    secret = await notifier.create_signing_secret(app.id)
+    return CreatedApp(app=app, key=key, secret=new, webhook_secret=secret)
+
+
+async def issue_key(uow: UnitOfWork, app_id: UUID) -> tuple[ApiKeyRow, NewKey]:
+    if await AppRepository(uow.session).get(app_id) is None:
+        raise app_not_found()
+    key, new = _new_key_row(app_id)
+    uow.session.add(key)
+    return key, new
+
+
+async def revoke_key(uow: UnitOfWork, app_id: UUID, key_id: UUID) -> ApiKeyRow:
+    key = await AppRepository(uow.session).get_key(app_id, key_id)
+    if key is None:
+        raise ApiError(404, "key_not_found", "No such key for this app.")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        uow.session.add(key)
+    return key
+
+
+async def update_app(uow: UnitOfWork, app_id: UUID, change: UpdateAppRequest) -> AppRow:
+    app = await AppRepository(uow.session).get(app_id)
+    if app is None:
+        raise app_not_found()
+    fields = change.model_dump(exclude_unset=True)
+    if "name" in fields and change.name is not None:
+        app.name = change.name
+    if "plan" in fields and change.plan is not None:
+        app.plan = change.plan.value
+    if "enabled" in fields and change.enabled is not None:
+        app.enabled = change.enabled
+    if "webhook_url" in fields:  # explicit null clears it
+        app.webhook_url = str(change.webhook_url) if change.webhook_url else None
+    uow.session.add(app)
+    return app
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+async def submit_job(
+    uow: UnitOfWork,
+    catalog: ModelCatalog,
+    caller: KeyOwner,
+    user_id: str,
+    request: GenerateRequest,
+    idempotency_key: str | None = None,
+) -> tuple[JobRow, bool]:
+    """Accept a job: the read-model row and `job.requested` go in one transaction.
+
+    Returns (job, created); a repeated idempotency key returns the first job, created=False.
+    """
+    jobs = JobRepository(uow.session)
+    if idempotency_key is not None:
+        existing = await jobs.by_idempotency_key(caller.app_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+
+    model = await catalog.get(request.model)
+    if model is None or not model.enabled:
+        raise ApiError(422, "unknown_model", f"Model {request.model!r} is not available.")
+    if model.max_outputs is not None and request.input.num_outputs > model.max_outputs:
+        raise ApiError(
+            422,
+            "validation_error",
+            "The request is not valid.",
+            details=[
+                {
+                    "field": "body.input.num_outputs",
+                    "message": f"model {model.name!r} makes at most {model.max_outputs} outputs",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
+
+    webhook_url = request.webhook_url or caller.webhook_url
+    spec = JobSpec(
+        user_id=user_id,
+        model=request.model,
+        input=request.input,
+        priority=request.priority,
+        plan=Plan(caller.plan),
+        webhook_url=str(webhook_url) if webhook_url else None,  # type: ignore[arg-type]
+        metadata=request.metadata,
+    )
+    job = JobRow(
+        app_id=caller.app_id,
+        user_id=user_id,
+        model=request.model,
+        status=JobStatus.QUEUED.value,
+        priority=request.priority,
+        spec=spec.model_dump(mode="json"),
+        job_metadata=request.metadata,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        # Savepoint: a concurrent request with the same idempotency key surfaces here as a
+        # unique violation, and we answer with the job that request created.
+        async with uow.session.begin_nested():
+            uow.session.add(job)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        existing = await jobs.by_idempotency_key(caller.app_id, idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    uow.publish(
+        JobRequested.new(
+            app_id=caller.app_id, job_id=job.job_id, payload=JobRequestedPayload(spec=spec)
+        )
+    )
+    return job, True
+
+
+async def request_cancel(uow: UnitOfWork, caller: KeyOwner, job_id: UUID) -> JobRow:
+    job = await JobRepository(uow.session).get(caller.app_id, job_id)
+    if job is None:
+        raise job_not_found()
+    if JobStatus(job.status).is_terminal:
+        raise ApiError(409, "job_finished", f"The job has already ended ({job.status}).")
+    uow.publish(
+        JobCancelRequested.new(
+            app_id=caller.app_id,
+            job_id=job.job_id,
+            payload=JobCancelRequestedPayload(user_id=job.user_id),
+        )
+    )
+    return job
+
+
+async def get_job(
+    session: AsyncSession, storage: StorageClient, caller: KeyOwner, job_id: UUID
+) -> JobOut:
+    job = await JobRepository(session).get(caller.app_id, job_id)
+    if job is None:
+        raise job_not_found()
+    files: list[dict[str, Any]] | None = None
+    if job.status == JobStatus.SUCCEEDED:
+        # URLs are presigned and expire, so they come fresh from storage on every read.
+        files = await storage.job_files(caller.app_id, job.job_id)
+    return render_job(job, files)
+
+
+def render_job(job: JobRow, files: list[dict[str, Any]] | None) -> JobOut:
+    by_index: dict[int, dict[str, Any]] = {int(o["index"]): dict(o) for o in job.outputs}
+    for f in files or []:
+        if "index" in f:
+            by_index.setdefault(int(f["index"]), {}).update(f)
+    outputs = [
+        JobOutputOut(
+            index=i,
+            url=o.get("url"),
+            content_type=o.get("content_type"),
+            width=o.get("width"),
+            height=o.get("height"),
+            bytes=o.get("bytes"),
+        )
+        for i, o in sorted(by_index.items())
+    ]
+    error = (
+        JobErrorOut(
+            code=job.error_code, message=job.error_message or "", details=job.error_details
+        )
+        if job.error_code
+        else None
+    )
+    return JobOut(
+        job_id=job.job_id,
+        status=JobStatus(job.status),
+        model=job.model,
+        user_id=job.user_id,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        outputs=outputs,
+        error=error,
+        tokens=JobTokensOut(
+            reserved=job.tokens_reserved,
+            charged=job.tokens_charged,
+            refunded=job.tokens_refunded,
+        ),
+        provider=job.provider,
+        attempts=job.attempts,
+        metadata=job.job_metadata,
+    )
+
+
+# --- read-model projection ----------------------------------------------------------------------
+
+
+def progress_of(job: JobRow) -> JobProgress:
+    return JobProgress(
+        status=JobStatus(job.status),
+        tokens_reserved=job.tokens_reserved,
+        tokens_charged=job.tokens_charged,
+        tokens_refunded=job.tokens_refunded,
+        provider=job.provider,
+        attempts=job.attempts,
+        error_code=job.error_code,
+        error_message=job.error_message,
+        error_details=job.error_details,
+        outputs=list(job.outputs),
+        reserved_at=job.reserved_at,
+        started_at=job.started_at,
+        completed_at=job.completed_at,
+        settled_at=job.settled_at,
+    )
+
+
+def _write_progress(job: JobRow, p: JobProgress, now: datetime) -> None:
+    job.status = p.status.value
+    job.tokens_reserved = p.tokens_reserved
+    job.tokens_charged = p.tokens_charged
+    job.tokens_refunded = p.tokens_refunded
+    job.provider = p.provider
+    job.attempts = p.attempts
+    job.error_code = p.error_code
+    job.error_message = p.error_message
+    job.error_details = p.error_details
+    job.outputs = p.outputs
+    job.reserved_at = p.reserved_at
+    job.started_at = p.started_at
+    job.completed_at = p.completed_at
+    job.settled_at = p.settled_at
+    job.updated_at = now
+
+
+async def project(
+    uow: UnitOfWork, event: Envelope[Any], change: Callable[[JobProgress], JobProgress]
+) -> None:
+    """Apply one saga event to the job's read-model row (locked for the transaction)."""
+    if event.job_id is None:
+        log.warning("%s without job_id ignored", event.type)
+        return
+    job = await JobRepository(uow.session).lock(event.app_id, event.job_id)
+    if job is None:
+        # Only the gateway creates jobs, in the same transaction as job.requested, so this is
+        # another environment's event or a wiped database: nothing to project onto.
+        log.warning("%s for unknown job %s ignored", event.type, event.job_id)
+        return
+    before = progress_of(job)
+    after = change(before)
+    if after != before:
+        _write_progress(job, after, utcnow())
+        uow.session.add(job)

@@ -1,0 +1,1 @@
+"""Edges: tables and queries, the storage client, the webhook HTTP sender, encryption."""

@@ -1,0 +1,78 @@
+"""POSTs a signed webhook to the address the URL guard pinned, and reports what happened."""
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from genhub_notifier.adapters.url_guard import PinnedTarget
+
+EXCERPT_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status_code: int | None
+    latency_ms: int
+    response_excerpt: str | None
+    error: str | None
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 15.0,
+        max_connections: int = 32,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        # trust_env=False: no proxy from the environment may reroute a pinned request.
+        self._client = httpx.AsyncClient(
+            timeout=timeout_s,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=max_connections),
+            transport=transport,
+        )
+
+    async def post(self, target: PinnedTarget, headers: dict[str, str], body: bytes) -> SendResult:
+        original = httpx.URL(target.url)
+        # Connect to the checked address, not a fresh DNS answer; Host and TLS SNI keep the name
+        # so virtual hosts and certificate checks work as with the original URL.
+        pinned = original.copy_with(host=str(target.address))
+        request_headers = {**headers, "host": original.netloc.decode("ascii"), "user-agent": "genhub-webhooks/1"}
+        extensions = {"sni_hostname": target.host} if original.scheme == "https" else {}
+        started = time.perf_counter()
+        try:
+            request = self._client.build_request(
+                "POST", pinned, headers=request_headers, content=body, extensions=extensions
+            )
+            response = await self._client.send(request, stream=True)
+            try:
+                excerpt = await _read_excerpt(response)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            return SendResult(None, _ms_since(started), None, "timeout")
+        except httpx.HTTPError as exc:
+            return SendResult(None, _ms_since(started), None, f"{type(exc).__name__}: {exc}"[:500])
+        return SendResult(response.status_code, _ms_since(started), excerpt, None)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def _read_excerpt(response: httpx.Response) -> str | None:
+    """At most 1 KB of the receiver's answer; never the whole body of a chatty endpoint."""
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer.extend(chunk)
+        if len(buffer) >= EXCERPT_BYTES:
+            break
+    if not buffer:
+        return None
+    return bytes(buffer[:EXCERPT_BYTES]).decode("utf-8", errors="replace")
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

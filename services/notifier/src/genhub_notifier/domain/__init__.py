@@ -1,0 +1,1 @@
+"""Webhook rules with no I/O: signing, bodies, retries, delivery states, address checks."""

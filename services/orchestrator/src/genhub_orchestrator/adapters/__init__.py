@@ -1,0 +1,1 @@
+"""The orchestrator's edges: database tables and repositories, object storage, providers."""

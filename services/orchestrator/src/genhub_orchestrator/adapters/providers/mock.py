@@ -1,0 +1,138 @@
+"""The built-in mock provider: draws a deterministic PNG per output, no network.
+
+The picture depends only on (prompt, seed, index, size), so tests and demos can compare bytes.
+Latency and failures are configurable per process (ORCHESTRATOR_MOCK_LATENCY_MS,
+ORCHESTRATOR_MOCK_FAILURE_RATE) and per request (`mock_latency_ms`, `mock_fail` provider params).
+"""
+
+import asyncio
+import hashlib
+import io
+import random
+import textwrap
+from typing import Any
+
+from genhub_contracts import ErrorCode
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from genhub_orchestrator.domain.providers import (
+    GeneratedImage,
+    GenerationRequest,
+    RetryableProviderError,
+    TerminalProviderError,
+)
+
+MAX_MOCK_LATENCY_MS = 600_000
+
+
+def _rgb(raw: bytes) -> tuple[int, int, int]:
+    return raw[0], raw[1], raw[2]
+
+
+def render_mock_image(prompt: str, seed: int, index: int, width: int, height: int) -> bytes:
+    """A cheap, deterministic PNG: colour gradient, a few shapes, the prompt as text."""
+    digest = hashlib.sha256(f"{prompt}\x00{seed}\x00{index}".encode()).digest()
+    rng = random.Random(digest)  # seeded from the digest: same inputs, same drawing
+
+    # Gradient: pillow's ramp, rotated and cropped to its centre (no empty corners), stretched
+    # and coloured: fast, no per-pixel Python loop.
+    ramp = (
+        Image.linear_gradient("L")
+        .resize((512, 512))
+        .rotate(rng.uniform(0, 360))
+        .crop((128, 128, 384, 384))
+    )
+    base = ImageOps.colorize(ramp.resize((width, height)), _rgb(digest[0:3]), _rgb(digest[3:6]))
+    draw = ImageDraw.Draw(base)
+
+    short = min(width, height)
+    for _ in range(rng.randint(4, 9)):
+        x0, y0 = rng.randrange(width), rng.randrange(height)
+        size = rng.randint(short // 12, short // 3)
+        box = (x0, y0, x0 + size, y0 + size)
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        outline = (255 - colour[0], 255 - colour[1], 255 - colour[2])
+        if rng.random() < 0.5:
+            draw.ellipse(box, fill=colour, outline=outline, width=max(1, short // 200))
+        else:
+            draw.rectangle(box, fill=colour, outline=outline, width=max(1, short // 200))
+
+    font = ImageFont.load_default(size=max(10, short // 28))
+    caption = textwrap.fill(prompt[:160], width=36) + f"\n#{index}  seed {seed}  {width}x{height}"
+    margin = max(4, short // 40)
+    text_box = draw.multiline_textbbox((margin, margin), caption, font=font)
+    pad = margin // 2
+    draw.rectangle(
+        (text_box[0] - pad, text_box[1] - pad, text_box[2] + pad, text_box[3] + pad),
+        fill=(0, 0, 0),
+    )
+    draw.multiline_text((margin, margin), caption, font=font, fill=(255, 255, 255))
+
+    out = io.BytesIO()
+    base.save(out, format="PNG", compress_level=1)  # fast; the bytes are throwaway test data
+    return out.getvalue()
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return False
+
+
+def _latency_ms(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TerminalProviderError(ErrorCode.INVALID_INPUT, "mock_latency_ms must be a number")
+    try:
+        latency = int(float(value))
+    except ValueError as exc:
+        raise TerminalProviderError(
+            ErrorCode.INVALID_INPUT, "mock_latency_ms must be a number"
+        ) from exc
+    if not 0 <= latency <= MAX_MOCK_LATENCY_MS:
+        raise TerminalProviderError(
+            ErrorCode.INVALID_INPUT, f"mock_latency_ms must be within 0..{MAX_MOCK_LATENCY_MS}"
+        )
+    return latency
+
+
+class MockProvider:
+    name = "mock"
+
+    def __init__(
+        self,
+        *,
+        latency_ms: int = 200,
+        failure_rate: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._latency_ms = latency_ms
+        self._failure_rate = failure_rate
+        self._rng = rng or random.Random()
+
+    async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
+        params = request.provider_params
+        latency = _latency_ms(params.get("mock_latency_ms"), self._latency_ms)
+        if latency:
+            await asyncio.sleep(latency / 1000)
+        if _flag(params.get("mock_fail")):
+            raise TerminalProviderError(
+                ErrorCode.PROVIDER_ERROR, "mock provider failed as requested (mock_fail)"
+            )
+        if self._failure_rate and self._rng.random() < self._failure_rate:
+            raise RetryableProviderError(
+                ErrorCode.PROVIDER_ERROR, "mock provider failed (simulated failure rate)"
+            )
+        seed = request.input.seed or 0
+        images = await asyncio.to_thread(
+            lambda: [
+                render_mock_image(request.input.prompt, seed, i, request.width, request.height)
+                for i in range(request.num_outputs)
+            ]
+        )
+        return [GeneratedImage(data=data, content_type="image/png") for data in images]

@@ -1,0 +1,1 @@
+"""The orchestrator's rules as plain code: no I/O, unit-tested."""

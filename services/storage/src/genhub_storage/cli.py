@@ -1,0 +1,17 @@
+"""`genhub-storage serve | migrate`."""
+
+from pathlib import Path
+
+from genhub_platform.cli import service_main
+
+from genhub_storage.config import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def main() -> int:
+    return service_main(
+        settings=Settings(),
+        app_import_path="genhub_storage.main:create_app",
+        migrations_dir=MIGRATIONS_DIR,
+    )
