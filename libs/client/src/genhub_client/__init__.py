@@ -1,1 +1,29 @@
-"""genhub API client."""
+"""Typed async Python client for the genhub public and admin APIs, and a webhook verifier."""
+
+from genhub_client.client import AsyncGenhub, AsyncGenhubAdmin
+from genhub_client.errors import GenhubError
+from genhub_client.models import (
+    App,
+    CreatedApp,
+    Job,
+    JobError,
+    JobOutput,
+    JobTokens,
+    UserBalance,
+)
+from genhub_client.webhooks import WebhookVerificationError, verify_webhook
+
+__all__ = [
+    "App",
+    "AsyncGenhub",
+    "AsyncGenhubAdmin",
+    "CreatedApp",
+    "GenhubError",
+    "Job",
+    "JobError",
+    "JobOutput",
+    "JobTokens",
+    "UserBalance",
+    "WebhookVerificationError",
+    "verify_webhook",
+]

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
-from starlette.routing import Match
 
 HTTP_LATENCY = Histogram(
     "genhub_http_request_duration_seconds",
@@ -41,11 +40,8 @@ def probes_router(check_ready: Callable[[], Awaitable[dict[str, bool]]]) -> APIR
 
 def _route_template(request: Request) -> str:
     # Label by route template, not raw path, so ids do not explode the metric's cardinality.
-    for route in request.app.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return getattr(route, "path", "unmatched")
-    return "unmatched"
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
 
 
 def install_metrics(app: FastAPI, service: str) -> None:

@@ -1,7 +1,6 @@
 """`genhub-billing serve | migrate | reconcile`."""
 
 import argparse
-import sys
 from pathlib import Path
 from uuid import UUID
 
@@ -38,7 +37,7 @@ async def reconcile_command(args: argparse.Namespace) -> int:
             report = await services.run_reconcile(uow, app_id=args.app_id)
     finally:
         await engine.dispose()
-    print(format_report(report), file=sys.stdout if report.ok else sys.stderr)
+    print(format_report(report))
     return 0 if report.ok else 1
 
 

@@ -10,8 +10,14 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
-from genhub_contracts import JobCompleted, JobRequested, JobStatus, TokensRejected, TokensReserved
-from genhub_contracts import TokensSettled
+from genhub_contracts import (
+    JobCompleted,
+    JobRequested,
+    JobStatus,
+    TokensRejected,
+    TokensReserved,
+    TokensSettled,
+)
 from genhub_contracts.events import (
     TokensRejectedPayload,
     TokensReservedPayload,

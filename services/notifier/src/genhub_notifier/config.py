@@ -1,8 +1,7 @@
 """Notifier settings: the platform's plus webhook delivery options (env first)."""
 
-from pydantic import Field, SecretStr, field_validator
-
 from genhub_platform.settings import PlatformSettings
+from pydantic import Field, SecretStr, field_validator
 
 
 class Settings(PlatformSettings):
@@ -17,12 +16,16 @@ class Settings(PlatformSettings):
         default=None, validation_alias="NOTIFIER_ENCRYPTION_KEY"
     )
     # Delays between attempts; attempts = len(schedule) + 1, then the delivery is dead.
-    retry_schedule_s: str = Field(default="5,30,300,1800", validation_alias="NOTIFIER_RETRY_SCHEDULE_S")
+    retry_schedule_s: str = Field(
+        default="5,30,300,1800", validation_alias="NOTIFIER_RETRY_SCHEDULE_S"
+    )
     retry_jitter: float = Field(default=0.2, ge=0, lt=1, validation_alias="NOTIFIER_RETRY_JITTER")
     allow_private_webhooks: bool = Field(
         default=False, validation_alias="NOTIFIER_ALLOW_PRIVATE_WEBHOOKS"
     )
-    webhook_timeout_s: float = Field(default=15.0, gt=0, validation_alias="NOTIFIER_WEBHOOK_TIMEOUT_S")
+    webhook_timeout_s: float = Field(
+        default=15.0, gt=0, validation_alias="NOTIFIER_WEBHOOK_TIMEOUT_S"
+    )
     max_in_flight: int = Field(default=32, ge=1, validation_alias="NOTIFIER_MAX_IN_FLIGHT")
     dispatch_poll_s: float = Field(default=0.5, gt=0, validation_alias="NOTIFIER_DISPATCH_POLL_S")
     # A claimed row is invisible to other replicas this long; a crashed sender's rows return then.

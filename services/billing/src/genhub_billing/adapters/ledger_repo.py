@@ -9,6 +9,7 @@ from uuid import UUID
 
 from sqlalchemy import func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -307,7 +308,10 @@ class LedgerRepo:
         account = user_account_id(app_id, user_id)
         query = select(Transfer).where(
             Transfer.app_id == app_id,
-            or_(col(Transfer.debit_account_id) == account, col(Transfer.credit_account_id) == account),
+            or_(
+                col(Transfer.debit_account_id) == account,
+                col(Transfer.credit_account_id) == account,
+            ),
         )
         if before_seq is not None:
             query = query.where(col(Transfer.seq) < before_seq)
@@ -315,7 +319,7 @@ class LedgerRepo:
         return list((await self.session.exec(query)).all())
 
     async def price_entries(self, app_id: UUID | None) -> list[PriceEntry]:
-        scope = col(Price.app_id).is_(None)
+        scope: ColumnElement[bool] = col(Price.app_id).is_(None)
         if app_id is not None:
             scope = or_(scope, col(Price.app_id) == app_id)
         query = select(Price).where(scope)

@@ -44,14 +44,21 @@ class Account(SQLModel, table=True):
             unique=True,
             postgresql_where=text("kind = 'user'"),
         ),
-        Index("ux_accounts_issuance", "app_id", unique=True, postgresql_where=text("kind = 'issuance'")),
+        Index(
+            "ux_accounts_issuance",
+            "app_id",
+            unique=True,
+            postgresql_where=text("kind = 'issuance'"),
+        ),
     )
 
     id: UUID = Field(primary_key=True)
     app_id: UUID = Field(nullable=False)
     user_id: str | None = Field(default=None, max_length=128)
     kind: str = Field(max_length=16)
-    balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    balance: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
     reserved: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
     )
@@ -77,7 +84,13 @@ class Transfer(SQLModel, table=True):
         CheckConstraint("amount > 0 OR kind = 'generation_post'", name="ck_transfers_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="ck_transfers_two_accounts"),
         CheckConstraint("(kind = 'grant') = (job_id IS NULL)", name="ck_transfers_job"),
-        Index("ux_transfers_job_kind", "job_id", "kind", unique=True, postgresql_where=text("job_id IS NOT NULL")),
+        Index(
+            "ux_transfers_job_kind",
+            "job_id",
+            "kind",
+            unique=True,
+            postgresql_where=text("job_id IS NOT NULL"),
+        ),
         Index("ix_transfers_debit_seq", "debit_account_id", "seq"),
         Index("ix_transfers_credit_seq", "credit_account_id", "seq"),
     )
@@ -159,13 +172,15 @@ class Price(SQLModel, table=True):
         CheckConstraint("tokens_per_output > 0", name="ck_prices_positive"),
         Index("ux_prices_default", "model", unique=True, postgresql_where=text("app_id IS NULL")),
         Index(
-            "ux_prices_app", "app_id", "model", unique=True, postgresql_where=text("app_id IS NOT NULL")
+            "ux_prices_app",
+            "app_id",
+            "model",
+            unique=True,
+            postgresql_where=text("app_id IS NOT NULL"),
         ),
     )
 
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
-    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     app_id: UUID | None = Field(default=None)
     model: str = Field(sa_column=Column(String(64), nullable=False))
     tokens_per_output: int = Field(sa_column=Column(BigInteger, nullable=False))

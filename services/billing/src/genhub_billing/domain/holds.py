@@ -46,7 +46,7 @@ class Settlement:
 
 
 def post(held: int, delivered: int, requested: int) -> Settlement:
-    """Charge pro rata for the outputs delivered: floor(held × delivered / requested).
+    """Charge pro rata for the outputs delivered: floor(held * delivered / requested).
 
     Integer arithmetic only; never more than the hold (a provider returning extra outputs does
     not cost the user more).

@@ -38,7 +38,7 @@ class PriceBook:
         return cls({**defaults, **overrides})
 
     def quote(self, model: str, num_outputs: int) -> int:
-        """Tokens a job costs: tokens_per_output(model) × num_outputs."""
+        """Tokens a job costs: tokens_per_output(model) * num_outputs."""
         if num_outputs < 1:
             raise ValueError("num_outputs must be at least 1")
         try:

@@ -20,7 +20,7 @@ class AccountFacts:
     kind: AccountKind
     balance: int  # cached column
     reserved: int  # cached column
-    ledger_balance: int  # credits − debits over posting transfers
+    ledger_balance: int  # credits - debits over posting transfers
     pending_holds: int  # sum of pending holds on this account
 
 

@@ -96,9 +96,7 @@ async def get_balance(app_id: UUID, user_id: UserId, uow: UowDep) -> BalanceOut:
     return BalanceOut(app_id=app_id, user_id=user_id, **FundsOut.of(funds).model_dump())
 
 
-@router.post(
-    "/apps/{app_id}/users/{user_id}/grants", status_code=201, response_model=GrantOut
-)
+@router.post("/apps/{app_id}/users/{user_id}/grants", status_code=201, response_model=GrantOut)
 async def post_grant(app_id: UUID, user_id: UserId, body: GrantIn, uow: UowDep) -> JSONResponse:
     result = await services.grant_tokens(
         uow,
@@ -168,4 +166,3 @@ async def get_reconcile(uow: UowDep, app_id: UUID | None = None) -> ReconcileOut
         faulty_accounts=report.faulty_accounts,
         problems=[ProblemOut(**asdict(p)) for p in report.problems],
     )
-

@@ -10,7 +10,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genhub_notifier.adapters.tables import Delivery, DeliveryAttempt, JobSubscription, SigningSecret
+from genhub_notifier.adapters.tables import (
+    Delivery,
+    DeliveryAttempt,
+    JobSubscription,
+    SigningSecret,
+)
 from genhub_notifier.domain.delivery import DUE_STATUSES, DeliveryStatus, Transition
 
 # --- signing secrets ----------------------------------------------------------------------------
@@ -27,7 +32,9 @@ async def insert_secret(session: AsyncSession, app_id: UUID, encrypted: str) -> 
     return result.first() is not None
 
 
-async def replace_secret(session: AsyncSession, app_id: UUID, encrypted: str, now: datetime) -> None:
+async def replace_secret(
+    session: AsyncSession, app_id: UUID, encrypted: str, now: datetime
+) -> None:
     stmt = insert(SigningSecret).values(app_id=app_id, secret_encrypted=encrypted)
     await session.exec(
         stmt.on_conflict_do_update(
@@ -150,7 +157,7 @@ async def finish_claim(
         .where(col(Delivery.id) == delivery_id, col(Delivery.claim_token) == token)
         .values(**values)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 async def release_claims(session: AsyncSession, token: UUID, ids: list[str], now: datetime) -> None:

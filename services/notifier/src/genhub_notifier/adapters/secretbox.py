@@ -46,4 +46,6 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
-            raise ConfigError("a signing secret cannot be decrypted with the configured keys") from exc
+            raise ConfigError(
+                "a signing secret cannot be decrypted with the configured keys"
+            ) from exc

@@ -83,7 +83,9 @@ class Delivery(SQLModel, table=True):
     # subscription at dispatch time, outputs from storage (fresh URLs per attempt).
     event_data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     target_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    attempt_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    attempt_count: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     next_attempt_at: datetime | None = _ts(nullable=True)
     claim_token: UUID | None = Field(default=None, nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

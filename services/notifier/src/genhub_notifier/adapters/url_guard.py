@@ -5,7 +5,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from genhub_notifier.domain.ssrf import IPAddress, choose_address, parse_target, refusal_reason
+from genhub_notifier.domain.ssrf import IPAddress, checked_addresses, parse_target, refusal_reason
 from genhub_notifier.domain.ssrf import UrlRefused as UrlRefused
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -24,7 +24,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 class PinnedTarget:
     url: str
     host: str
-    address: IPAddress
+    addresses: tuple[IPAddress, ...]  # checked; the sender connects to these, in order
 
 
 class UrlGuard:
@@ -42,10 +42,10 @@ class UrlGuard:
             reason = refusal_reason(target.literal_ip, allow_private=self._allow_private)
             if reason is not None:
                 raise UrlRefused("address_refused", f"webhook host is a {reason} address")
-            return PinnedTarget(url, target.host, target.literal_ip)
+            return PinnedTarget(url, target.host, (target.literal_ip,))
         try:
             addresses = await self._resolve(target.host, target.port)
         except (OSError, UnicodeError) as exc:
             raise ResolutionFailed(f"cannot resolve webhook host: {exc}") from exc
-        address = choose_address(addresses, allow_private=self._allow_private)
-        return PinnedTarget(url, target.host, address)
+        checked = checked_addresses(addresses, allow_private=self._allow_private)
+        return PinnedTarget(url, target.host, checked)

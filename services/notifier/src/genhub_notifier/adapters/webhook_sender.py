@@ -36,26 +36,50 @@ class WebhookSender:
         )
 
     async def post(self, target: PinnedTarget, headers: dict[str, str], body: bytes) -> SendResult:
+        """POST to the first checked address that accepts a connection (like a browser would
+        fall back from IPv6 to IPv4); a response of any status ends the attempt."""
+        started = time.perf_counter()
+        error = "no address"
+        for address in target.addresses:
+            try:
+                return await self._post_to(target, str(address), headers, body, started)
+            except httpx.ConnectError as exc:
+                error = f"ConnectError: {exc}"[:500]  # nothing was sent: try the next address
+            except httpx.TimeoutException:
+                return SendResult(None, _ms_since(started), None, "timeout")
+            except httpx.HTTPError as exc:
+                return SendResult(
+                    None, _ms_since(started), None, f"{type(exc).__name__}: {exc}"[:500]
+                )
+        return SendResult(None, _ms_since(started), None, error)
+
+    async def _post_to(
+        self,
+        target: PinnedTarget,
+        address: str,
+        headers: dict[str, str],
+        body: bytes,
+        started: float,
+    ) -> SendResult:
         original = httpx.URL(target.url)
         # Connect to the checked address, not a fresh DNS answer; Host and TLS SNI keep the name
         # so virtual hosts and certificate checks work as with the original URL.
-        pinned = original.copy_with(host=str(target.address))
-        request_headers = {**headers, "host": original.netloc.decode("ascii"), "user-agent": "genhub-webhooks/1"}
-        extensions = {"sni_hostname": target.host} if original.scheme == "https" else {}
-        started = time.perf_counter()
+        request = self._client.build_request(
+            "POST",
+            original.copy_with(host=address),
+            headers={
+                **headers,
+                "host": original.netloc.decode("ascii"),
+                "user-agent": "genhub-webhooks/1",
+            },
+            content=body,
+            extensions={"sni_hostname": target.host} if original.scheme == "https" else {},
+        )
+        response = await self._client.send(request, stream=True)
         try:
-            request = self._client.build_request(
-                "POST", pinned, headers=request_headers, content=body, extensions=extensions
-            )
-            response = await self._client.send(request, stream=True)
-            try:
-                excerpt = await _read_excerpt(response)
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            return SendResult(None, _ms_since(started), None, "timeout")
-        except httpx.HTTPError as exc:
-            return SendResult(None, _ms_since(started), None, f"{type(exc).__name__}: {exc}"[:500])
+            excerpt = await _read_excerpt(response)
+        finally:
+            await response.aclose()
         return SendResult(response.status_code, _ms_since(started), excerpt, None)
 
     async def aclose(self) -> None:

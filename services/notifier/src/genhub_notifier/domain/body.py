@@ -1,4 +1,4 @@
-"""The webhook body (docs/internal-apis.md), serialised once so the signed bytes are the sent bytes."""
+"""The webhook body (docs/internal-apis.md), serialised once: the signed bytes are the sent ones."""
 
 import json
 from dataclasses import dataclass, field
@@ -31,7 +31,9 @@ def iso8601(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def body_dict(event_type: WebhookEventType, occurred_at: datetime, data: WebhookData) -> dict[str, Any]:
+def body_dict(
+    event_type: WebhookEventType, occurred_at: datetime, data: WebhookData
+) -> dict[str, Any]:
     return {
         "type": event_type.value,
         "timestamp": iso8601(occurred_at),

@@ -32,7 +32,7 @@ class RetrySchedule:
     def delay_after(self, attempts_made: int, rand: Callable[[], float]) -> float | None:
         """Seconds until the next attempt, or None when the schedule is exhausted.
 
-        `rand()` returns a float in [0, 1); the delay lands in base × (1 ± jitter) so retries of
+        `rand()` returns a float in [0, 1); the delay lands in base * (1 +/- jitter) so retries of
         many deliveries that failed together spread out instead of arriving in a burst.
         """
         if attempts_made < 1:

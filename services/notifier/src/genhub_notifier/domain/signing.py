@@ -9,7 +9,7 @@ import binascii
 import hashlib
 import hmac
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
 

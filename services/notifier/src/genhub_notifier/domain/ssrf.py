@@ -1,7 +1,7 @@
 """SSRF rules for webhook URLs: which URLs and which resolved addresses we refuse to call.
 
-Pure: the resolver lives in adapters/url_guard.py and feeds `choose_address` the addresses it
-found; the sender then connects to the chosen address (pinned), so a second DNS answer cannot
+Pure: the resolver lives in adapters/url_guard.py and feeds `checked_addresses` what it
+found; the sender then connects only to those addresses (pinned), so a second DNS answer cannot
 swap in a private address between the check and the connection.
 """
 
@@ -111,9 +111,9 @@ def refusal_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
     return None
 
 
-def choose_address(addresses: Iterable[str], *, allow_private: bool) -> IPAddress:
-    """The address to connect to. Any refused address refuses the whole name (an attacker's
-    DNS could answer with one public and one private record and let the client pick)."""
+def checked_addresses(addresses: Iterable[str], *, allow_private: bool) -> tuple[IPAddress, ...]:
+    """The addresses to connect to, in resolver order. Any refused address refuses the whole
+    name (an attacker's DNS could answer with one public and one private record)."""
     parsed: list[IPAddress] = []
     for raw in addresses:
         ip = ipaddress.ip_address(raw.split("%", 1)[0])  # drop an IPv6 zone id
@@ -124,4 +124,4 @@ def choose_address(addresses: Iterable[str], *, allow_private: bool) -> IPAddres
             parsed.append(ip)
     if not parsed:
         raise UrlRefused("unresolvable", "webhook host has no addresses")
-    return parsed[0]
+    return tuple(parsed)

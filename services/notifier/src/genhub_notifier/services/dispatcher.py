@@ -20,7 +20,7 @@ from genhub_platform.db import SessionFactory
 from prometheus_client import Counter, Histogram
 
 from genhub_notifier.adapters import repository as repo
-from genhub_notifier.adapters.secretbox import SecretBox
+from genhub_notifier.adapters.secretbox import ConfigError, SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient, StorageUnavailable
 from genhub_notifier.adapters.tables import Delivery, DeliveryAttempt, JobSubscription
 from genhub_notifier.adapters.url_guard import ResolutionFailed, UrlGuard, UrlRefused
@@ -41,7 +41,9 @@ from genhub_notifier.domain.signing import signed_headers
 log = logging.getLogger(__name__)
 
 ATTEMPTS = Counter("genhub_webhook_attempts_total", "Webhook delivery attempts", ["outcome"])
-FINISHED = Counter("genhub_webhook_deliveries_total", "Deliveries that reached a final state", ["status"])
+FINISHED = Counter(
+    "genhub_webhook_deliveries_total", "Deliveries that reached a final state", ["status"]
+)
 LATENCY = Histogram(
     "genhub_webhook_latency_seconds",
     "Webhook endpoint response time",
@@ -193,7 +195,12 @@ class Dispatcher:
             target = await self._guard.check(url)
             if encrypted_secret is None:
                 raise _RetryLater("no signing secret for this app")
-            secret = self._secrets.decrypt(encrypted_secret)
+            try:
+                secret = self._secrets.decrypt(encrypted_secret)
+            except ConfigError as exc:  # key removed from NOTIFIER_ENCRYPTION_KEY: fixable
+                raise _RetryLater(
+                    "signing secret cannot be decrypted with the configured keys"
+                ) from exc
             body = await self._body(delivery, subscription)
             headers = signed_headers(secret, delivery.id, int(started.timestamp()), body)
             result = await self._sender.post(target, headers, body)
@@ -242,7 +249,13 @@ class Dispatcher:
             },
         )
         await self._save(
-            delivery, step, now, attempt=attempt, attempt_count=attempt_no, last_error=error, url=url
+            delivery,
+            step,
+            now,
+            attempt=attempt,
+            attempt_count=attempt_no,
+            last_error=error,
+            url=url,
         )
 
     async def _body(self, delivery: Delivery, subscription: JobSubscription) -> bytes:

@@ -28,7 +28,9 @@ async def create_signing_secret(
         await repo.replace_secret(uow.session, app_id, encrypted, datetime.now(UTC))
     elif not await repo.insert_secret(uow.session, app_id, encrypted):
         raise ApiError(
-            409, "secret_exists", "This app already has a signing secret; pass rotate=true to replace it."
+            409,
+            "secret_exists",
+            "This app already has a signing secret; pass rotate=true to replace it.",
         )
     await uow.commit()
     return secret

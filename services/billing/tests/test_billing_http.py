@@ -1,0 +1,188 @@
+"""The internal HTTP API (docs/internal-apis.md) against the test database."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from genhub_billing.handlers.http import router
+from genhub_platform.errors import install_error_handlers
+from genhub_platform.uow import UnitOfWork
+
+
+@pytest.fixture
+async def client(make_uow: Callable[[], UnitOfWork]) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    app.state.runtime = SimpleNamespace(uow=make_uow)  # all the deps need from a runtime
+    install_error_handlers(app)
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://billing") as c:
+        yield c
+
+
+def user_url(app_id: UUID, user: str = "u1") -> str:
+    return f"/internal/apps/{app_id}/users/{user}"
+
+
+async def test_unknown_user_reads_as_zero(client: httpx.AsyncClient, app_id: UUID) -> None:
+    r = await client.get(f"{user_url(app_id, 'ghost')}/balance")
+    assert r.status_code == 200
+    assert r.json() == {
+        "app_id": str(app_id), "user_id": "ghost", "balance": 0, "reserved": 0, "available": 0
+    }  # fmt: skip
+
+
+async def test_grant_then_balance(client: httpx.AsyncClient, app_id: UUID) -> None:
+    r = await client.post(f"{user_url(app_id)}/grants", json={"amount": 100, "reason": "promo"})
+    assert r.status_code == 201
+    body = r.json()
+    assert set(body) == {"transfer_id", "balance", "reserved", "available"}
+    assert (body["balance"], body["reserved"], body["available"]) == (100, 0, 100)
+    r = await client.get(f"{user_url(app_id)}/balance")
+    assert r.json()["balance"] == 100
+
+
+async def test_grant_replay_returns_the_original(client: httpx.AsyncClient, app_id: UUID) -> None:
+    body = {"amount": 25, "reason": "signup", "idempotency_key": "k-1"}
+    first = await client.post(f"{user_url(app_id)}/grants", json=body)
+    await client.post(f"{user_url(app_id)}/grants", json={"amount": 5, "reason": "other"})
+    again = await client.post(f"{user_url(app_id)}/grants", json=body)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert (first.headers["idempotent-replayed"], again.headers["idempotent-replayed"]) == (
+        "false", "true"
+    )  # fmt: skip
+    assert (await client.get(f"{user_url(app_id)}/balance")).json()["balance"] == 30
+
+
+async def test_same_key_different_amount_conflicts(client: httpx.AsyncClient, app_id: UUID) -> None:
+    url = f"{user_url(app_id)}/grants"
+    await client.post(url, json={"amount": 25, "reason": "x", "idempotency_key": "k"})
+    r = await client.post(url, json={"amount": 26, "reason": "x", "idempotency_key": "k"})
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "idempotency_conflict"
+
+
+async def test_idempotency_keys_are_per_user(client: httpx.AsyncClient, app_id: UUID) -> None:
+    for user in ("a", "b"):
+        r = await client.post(
+            f"{user_url(app_id, user)}/grants",
+            json={"amount": 7, "reason": "x", "idempotency_key": "same"},
+        )
+        assert r.status_code == 201 and r.json()["balance"] == 7
+
+
+async def test_concurrent_grants_with_one_key_apply_once(
+    client: httpx.AsyncClient, app_id: UUID
+) -> None:
+    body = {"amount": 10, "reason": "race", "idempotency_key": "race-1"}
+    results = await asyncio.gather(
+        *(client.post(f"{user_url(app_id)}/grants", json=body) for _ in range(8))
+    )
+    assert {r.status_code for r in results} == {201}
+    assert len({r.json()["transfer_id"] for r in results}) == 1
+    assert (await client.get(f"{user_url(app_id)}/balance")).json()["balance"] == 10
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount": 0, "reason": "x"},
+        {"amount": -5, "reason": "x"},
+        {"amount": 10**9 + 1, "reason": "x"},
+        {"amount": "10", "reason": "x"},
+        {"amount": 10.5, "reason": "x"},
+        {"amount": True, "reason": "x"},
+        {"amount": 10},
+        {"amount": 10, "reason": ""},
+        {"amount": 10, "reason": "x", "idempotency_key": ""},
+        {"amount": 10, "reason": "x", "surprise": 1},
+    ],
+)
+async def test_bad_grants_are_422(
+    client: httpx.AsyncClient, app_id: UUID, body: dict[str, Any]
+) -> None:
+    r = await client.post(f"{user_url(app_id)}/grants", json=body)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "validation_error"
+
+
+async def test_max_amount_is_accepted(client: httpx.AsyncClient, app_id: UUID) -> None:
+    r = await client.post(f"{user_url(app_id)}/grants", json={"amount": 10**9, "reason": "x"})
+    assert r.status_code == 201
+
+
+async def test_bad_app_id_is_422(client: httpx.AsyncClient) -> None:
+    r = await client.get("/internal/apps/not-a-uuid/users/u1/balance")
+    assert r.status_code == 422
+
+
+async def test_ledger_is_newest_first_with_cursor(client: httpx.AsyncClient, app_id: UUID) -> None:
+    for amount in range(1, 6):
+        await client.post(f"{user_url(app_id)}/grants", json={"amount": amount, "reason": "g"})
+    seen: list[int] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        r = await client.get(f"{user_url(app_id)}/ledger", params=params)
+        assert r.status_code == 200
+        body = r.json()
+        seen += [e["amount"] for e in body["entries"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [5, 4, 3, 2, 1]
+    assert pages == 3
+    r = await client.get(f"{user_url(app_id)}/ledger", params={"limit": 1})
+    [entry] = r.json()["entries"]
+    assert entry["kind"] == "grant" and entry["direction"] == "credit"
+    assert (entry["balance_change"], entry["balance_after"], entry["available_after"]) == (
+        5,
+        15,
+        15,
+    )
+
+
+async def test_ledger_of_another_app_is_empty(client: httpx.AsyncClient, app_id: UUID) -> None:
+    await client.post(f"{user_url(app_id)}/grants", json={"amount": 3, "reason": "g"})
+    other = UUID("22222222-2222-2222-2222-222222222222")
+    r = await client.get(f"{user_url(other)}/ledger")
+    assert r.json() == {"entries": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize("params", [{"cursor": "%%%"}, {"cursor": "c2VxOmFiYw"}, {"limit": 0},
+                                    {"limit": 201}])  # fmt: skip
+async def test_bad_ledger_params_are_422(
+    client: httpx.AsyncClient, app_id: UUID, params: dict[str, Any]
+) -> None:
+    r = await client.get(f"{user_url(app_id)}/ledger", params=params)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] in {"invalid_cursor", "validation_error"}
+
+
+async def test_prices(client: httpx.AsyncClient, sql: Any, app_id: UUID) -> None:
+    r = await client.get("/internal/prices")
+    assert r.json() == {"prices": [{"model": "mock", "tokens_per_output": 10}]}
+    await sql("INSERT INTO prices (app_id, model, tokens_per_output) VALUES (:a, 'mock', 4)",
+              a=app_id)  # fmt: skip
+    r = await client.get("/internal/prices", params={"app_id": str(app_id)})
+    assert r.json() == {"prices": [{"model": "mock", "tokens_per_output": 4}]}
+    r = await client.get("/internal/prices")
+    assert r.json()["prices"][0]["tokens_per_output"] == 10
+
+
+async def test_reconcile_endpoint(client: httpx.AsyncClient, sql: Any, app_id: UUID) -> None:
+    await client.post(f"{user_url(app_id)}/grants", json={"amount": 3, "reason": "g"})
+    body = (await client.get("/internal/reconcile")).json()
+    assert body["ok"] is True and body["accounts_checked"] == 2
+    await sql("UPDATE accounts SET balance = 2 WHERE user_id = 'u1'")
+    body = (await client.get("/internal/reconcile")).json()
+    assert body["ok"] is False
+    assert body["problems"][0]["message"].startswith("balance 2 != ledger sum 3")
