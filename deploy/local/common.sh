@@ -1,4 +1,5 @@
 # Shared helpers for deploy/local/*.sh (sourced, not executed).
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this file
 # Layout: runtime state under $VAR_DIR (wipe-able), downloads/builds under $CACHE_DIR (kept).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -12,7 +13,8 @@ LOG_DIR="$VAR_DIR/log"
 RUN_DIR="$VAR_DIR/run"
 
 COMPONENT="${COMPONENT:-infra}"
-LOG_FILE="${LOG_FILE:-}"    # set by each script; shown on failure
+LOG_FILE="${LOG_FILE:-}"    # set by each script; its tail is shown on failure...
+LOG_OFFSET=0                # ...from this byte on (so a failed start shows only its own lines)
 
 say() { echo "[$COMPONENT] $*"; }
 
@@ -20,13 +22,14 @@ die() {
   echo "[$COMPONENT] ERROR: $*" >&2
   if [[ -n "$LOG_FILE" && -s "$LOG_FILE" ]]; then
     echo "[$COMPONENT] last lines of $LOG_FILE:" >&2
-    tail -n 25 "$LOG_FILE" | sed 's/^/    /' >&2
+    tail -c +$((LOG_OFFSET + 1)) "$LOG_FILE" | tail -n 25 | sed 's/^/    /' >&2
   fi
   exit 1
 }
 
 # is_port_open HOST PORT -> 0 if a TCP connect succeeds (bash /dev/tcp; no nc needed).
 is_port_open() {
+  # shellcheck disable=SC2016  # $1/$2 expand in the inner bash
   timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
 }
 

@@ -25,12 +25,12 @@ ENV
 up() {
   local failed=() t0=$SECONDS
   # The MinIO build (minutes, first time only) overlaps with starting the other two.
-  "$HERE/minio.sh" build &
+  bash "$HERE/minio.sh" build &
   local build_pid=$!
-  "$HERE/postgres.sh" start || failed+=(postgres)
-  "$HERE/kafka.sh" start || failed+=(kafka)
+  bash "$HERE/postgres.sh" start || failed+=(postgres)
+  bash "$HERE/kafka.sh" start || failed+=(kafka)
   if wait "$build_pid"; then
-    "$HERE/minio.sh" start || failed+=(minio)
+    bash "$HERE/minio.sh" start || failed+=(minio)
   else
     failed+=(minio)
   fi
@@ -45,17 +45,17 @@ up() {
 
 down() {
   local rc=0
-  "$HERE/minio.sh" stop || rc=1
-  "$HERE/kafka.sh" stop || rc=1
-  "$HERE/postgres.sh" stop || rc=1
+  bash "$HERE/minio.sh" stop || rc=1
+  bash "$HERE/kafka.sh" stop || rc=1
+  bash "$HERE/postgres.sh" stop || rc=1
   return $rc
 }
 
 status() {
   local rc=0
-  "$HERE/postgres.sh" status || rc=1
-  "$HERE/kafka.sh" status || rc=1
-  "$HERE/minio.sh" status || rc=1
+  bash "$HERE/postgres.sh" status || rc=1
+  bash "$HERE/kafka.sh" status || rc=1
+  bash "$HERE/minio.sh" status || rc=1
   return $rc
 }
 

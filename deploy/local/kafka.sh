@@ -11,14 +11,17 @@ LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
 KDIR="$VAR_DIR/kafka"
 PROPS="$KDIR/server.properties"
 PIDFILE="$RUN_DIR/kafka.pid"
-LOG_FILE="$LOG_DIR/kafka.log"
-OUT_FILE="$LOG_DIR/kafka.out"     # JVM stdout/stderr (crashes before log4j is up)
+LOG_FILE="$LOG_DIR/kafka.log"   # log4j output; JVM stdout/stderr is appended to it too
 HOST=127.0.0.1 PORT=9092 CONTROLLER_PORT=9093
+# shellcheck disable=SC2206  # KAFKA_HEAP_OPTS is a list of flags, split on purpose
 JAVA_OPTS=(${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m} -XX:+UseG1GC -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$HERE/kafka/log4j2.yaml" -Dkafka.logs.dir="$LOG_DIR")
 
 external_ok() {
-  [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]] && is_port_open $(hostport_of "$KAFKA_BOOTSTRAP_SERVERS")
+  [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]] || return 1
+  local host port
+  read -r host port <<<"$(hostport_of "$KAFKA_BOOTSTRAP_SERVERS")"
+  is_port_open "$host" "$port"
 }
 
 fetch_jars() {
@@ -70,9 +73,9 @@ format_storage() {
   [[ -f "$KDIR/data/meta.properties" ]] && return 0
   say "formatting KRaft storage"
   local id
-  id="$(java "${JAVA_OPTS[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>>"$OUT_FILE")"
+  id="$(java "${JAVA_OPTS[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>>"$LOG_FILE")"
   java "${JAVA_OPTS[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format --standalone -t "$id" -c "$PROPS" \
-    >>"$OUT_FILE" 2>&1 || LOG_FILE="$OUT_FILE" die "storage format failed"
+    >>"$LOG_FILE" 2>&1 || die "storage format failed"
 }
 
 start() {
@@ -84,18 +87,17 @@ start() {
   fetch_jars
   write_config
   format_storage
-  # Readiness is judged only on log lines written after this point.
-  local offset=0
-  [[ -f "$LOG_FILE" ]] && offset=$(stat -c %s "$LOG_FILE")
+  # Readiness (and failure output) is judged only on log lines written after this point.
+  [[ -f "$LOG_FILE" ]] && LOG_OFFSET=$(stat -c %s "$LOG_FILE")
   say "starting Kafka $KAFKA_VERSION on $HOST:$PORT"
   # setsid+nohup: the broker must outlive this shell and ignore its terminal's signals.
-  setsid nohup java "${JAVA_OPTS[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" >>"$OUT_FILE" 2>&1 </dev/null &
+  setsid nohup java "${JAVA_OPTS[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" >>"$LOG_FILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   local deadline=$((SECONDS + 60))
   # Port open is not enough: the broker accepts connections before it has caught up with the
   # controller; "Kafka Server started" is logged once it can serve requests.
-  until is_port_open $HOST $PORT && tail -c +$((offset + 1)) "$LOG_FILE" 2>/dev/null | grep -q 'Kafka Server started'; do
-    pid_running "$PIDFILE" || { [[ -s "$LOG_FILE" ]] || LOG_FILE="$OUT_FILE"; die "broker exited during startup"; }
+  until is_port_open $HOST $PORT && tail -c +$((LOG_OFFSET + 1)) "$LOG_FILE" 2>/dev/null | grep -q 'Kafka Server started'; do
+    pid_running "$PIDFILE" || die "broker exited during startup"
     ((SECONDS < deadline)) || die "broker not ready after 60s"
     sleep 0.5
   done

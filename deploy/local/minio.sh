@@ -19,7 +19,12 @@ export MINIO_ROOT_USER="${MINIO_ROOT_USER:-${S3_ACCESS_KEY:-genhub}}"
 export MINIO_ROOT_PASSWORD="${MINIO_ROOT_PASSWORD:-${S3_SECRET_KEY:-genhub-secret-key}}"
 export MINIO_BROWSER=off MINIO_UPDATE=off
 
-external_ok() { [[ -n "${S3_ENDPOINT:-}" ]] && is_port_open $(hostport_of "$S3_ENDPOINT"); }
+external_ok() {
+  [[ -n "${S3_ENDPOINT:-}" ]] || return 1
+  local host port
+  read -r host port <<<"$(hostport_of "$S3_ENDPOINT")"
+  is_port_open "$host" "$port"
+}
 ready() { curl -fsS -o /dev/null -m 2 "http://$HOST:$PORT/minio/health/ready" 2>/dev/null; }
 
 build() {
@@ -47,6 +52,7 @@ start() {
   command -v curl >/dev/null || die "curl not found"
   build
   mkdir -p "$DATA_DIR"
+  [[ -f "$LOG_FILE" ]] && LOG_OFFSET=$(stat -c %s "$LOG_FILE")
   say "starting MinIO on http://$HOST:$PORT"
   # setsid+nohup: the server must outlive this shell and ignore its terminal's signals.
   setsid nohup "$BIN" server "$DATA_DIR" --address "$HOST:$PORT" --console-address "$HOST:$CONSOLE_PORT" \
@@ -68,7 +74,7 @@ status() {
 }
 
 case "${1:-}" in
-  build) build ;;
+  build) external_ok || build ;;   # nothing to build when S3 (or our MinIO) already answers
   start) start ;;
   stop) stop_pid "$PIDFILE" "minio server" 30 ;;
   status) status ;;

@@ -17,13 +17,18 @@ LOG_FILE="$LOG_DIR/postgres.log"
 # Postgres refuses to run as root; "cd /" avoids "could not change directory" noise.
 as_pg() { (cd / && runuser -u postgres -- "$@"); }
 
+# find_pgbin: sets PGBIN to the newest installed major's bin dir; fails if none is installed.
+find_pgbin() {
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || return 1
+  PGBIN="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+}
+
 ensure_package() {
-  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-    say "installing the Debian postgresql package"
-    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } \
-      >"$LOG_DIR/postgres-apt.log" 2>&1 || LOG_FILE="$LOG_DIR/postgres-apt.log" die "apt-get install postgresql failed"
-  fi
-  PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  find_pgbin && return 0
+  say "installing the Debian postgresql package"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } \
+    >"$LOG_DIR/postgres-apt.log" 2>&1 || LOG_FILE="$LOG_DIR/postgres-apt.log" die "apt-get install postgresql failed"
+  find_pgbin || die "postgresql installed but no /usr/lib/postgresql/*/bin/postgres"
 }
 
 login_ok() { psql -d postgres -Atqc 'select 1' >/dev/null 2>&1; }
@@ -114,7 +119,7 @@ start() {
 }
 
 stop() {
-  ensure_package
+  if ! find_pgbin; then say "not installed"; return 0; fi
   if own_running; then
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null || die "pg_ctl stop failed"
     say "stopped"
@@ -126,7 +131,7 @@ stop() {
 }
 
 status() {
-  ensure_package
+  if ! find_pgbin; then say "stopped (postgresql not installed)"; return 1; fi
   if own_running; then say "running (own cluster, $PGDATA_DIR) on $PGHOST:$PGPORT"
   elif login_ok; then say "running (external) on $PGHOST:$PGPORT"
   else say "stopped"; return 1; fi
