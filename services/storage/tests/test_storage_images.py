@@ -138,8 +138,16 @@ def test_describe_png_reads_the_header() -> None:
 
 @pytest.mark.parametrize(
     ("requested", "expected"),
-    [("png", EncodeFormat.PNG), ("PNG", EncodeFormat.PNG), ("jpeg", EncodeFormat.PNG),
-     ("webp", EncodeFormat.PNG), ("pdf", EncodeFormat.PNG), ("", EncodeFormat.PNG)],
+    [
+        ("png", EncodeFormat.PNG),
+        ("PNG", EncodeFormat.PNG),
+        ("jpeg", EncodeFormat.PNG),
+        ("webp", EncodeFormat.PNG),
+        ("pdf", EncodeFormat.PNG),
+        ("", EncodeFormat.PNG),
+    ],
 )
-def test_unsupported_output_formats_fall_back_to_png(requested: str, expected: EncodeFormat) -> None:
+def test_unsupported_output_formats_fall_back_to_png(
+    requested: str, expected: EncodeFormat
+) -> None:
     assert resolve_format(requested) is expected

@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from genhub_platform.objectstore import ObjectStore, ObjectStoreSettings
@@ -66,7 +67,7 @@ def _ensure_bucket_on_startup(app: FastAPI, store: ObjectStore, timeout_s: float
     platform_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:

@@ -31,7 +31,7 @@ class ObjectRepository:
                 error_code=outcome.error_code,
             )
             .on_conflict_do_nothing(index_elements=["job_id"])
-            .returning(JobOutcome.job_id)  # type: ignore[arg-type]
+            .returning(col(JobOutcome.job_id))
         )
         return result.first() is not None
 
@@ -60,7 +60,7 @@ class ObjectRepository:
                 ]
             )
             .on_conflict_do_nothing(index_elements=["app_id", "job_id", "index"])
-            .returning(OutputObject.id)  # type: ignore[arg-type]
+            .returning(col(OutputObject.id))
         )
         return len(result.all())
 

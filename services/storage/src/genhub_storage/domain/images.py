@@ -128,7 +128,7 @@ def _decode(data: bytes, limits: ImageLimits) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise ImageRejected(
             RejectReason.NOT_AN_IMAGE,
-            f"not a {', '.join(ACCEPTED_INPUT_FORMATS)} image",
+            f"not a {', '.join(ACCEPTED_INPUT_FORMATS[:-1])} or {ACCEPTED_INPUT_FORMATS[-1]} image",
         ) from exc
     except Image.DecompressionBombError as exc:
         raise ImageRejected(RejectReason.TOO_MANY_PIXELS, str(exc)) from exc
