@@ -1,4 +1,5 @@
-"""Where the local infrastructure is, and how to skip cleanly when it is not running."""
+"""Where the local infrastructure is. Tests that need it fail (never skip) when it is down:
+`make test` starts it first, so a skip would only hide a broken stack."""
 
 import os
 import socket
@@ -21,4 +22,4 @@ def port_open(host: str, port: int) -> bool:
 
 def require(host: str, port: int, what: str) -> None:
     if not port_open(host, port):
-        pytest.skip(f"{what} is not reachable at {host}:{port}")
+        pytest.fail(f"{what} is not reachable at {host}:{port}; run `make infra-up`")
