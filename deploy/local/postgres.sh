@@ -10,7 +10,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}"
 export PGUSER="${PGUSER:-genhub}" PGPASSWORD="${PGPASSWORD:-genhub}" PGCONNECT_TIMEOUT=3
-DATABASES=(genhub_gateway genhub_billing genhub_orchestrator genhub_storage genhub_notifier)
+# The *_test databases belong to the services' own DB-backed unit tests.
+DATABASES=(genhub_gateway genhub_billing genhub_orchestrator genhub_storage genhub_notifier
+  genhub_gateway_test genhub_billing_test genhub_orchestrator_test genhub_storage_test
+  genhub_notifier_test genhub_platform_test)
 PGDATA_DIR="$VAR_DIR/postgres/data"
 LOG_FILE="$LOG_DIR/postgres.log"
 

@@ -1,6 +1,6 @@
 """Fixtures for billing's DB tests: a migrated `genhub_billing_test` database and units of work.
 
-Only the test database is touched (never `genhub_billing`). Tests skip when PostgreSQL is down.
+Only the test database is touched (never `genhub_billing`). Tests fail when PostgreSQL is down: `make test` starts it first.
 """
 
 import asyncio
@@ -43,7 +43,7 @@ def migrated_db() -> str:
     try:
         asyncio.run(_reset_schema())
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"test database unavailable: {exc}")
+        pytest.fail(f"test database unavailable (run `make infra-up`): {exc}")
     upgrade_to_head(MIGRATIONS_DIR, TEST_DB_URL)
     return TEST_DB_URL
 

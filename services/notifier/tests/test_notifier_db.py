@@ -93,7 +93,7 @@ def migrated_db() -> str:
     worker.start()
     worker.join()
     if errors and isinstance(errors[0], OSError):
-        pytest.skip(f"PostgreSQL not reachable for notifier DB tests: {errors[0]}")
+        pytest.fail(f"PostgreSQL not reachable for notifier DB tests: {errors[0]}")
     if errors:
         raise errors[0]
     return ASYNC_URL

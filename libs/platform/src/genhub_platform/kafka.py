@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -80,6 +81,13 @@ class BrokerPublisher:
         )
 
 
+@dataclass(frozen=True)
+class _Registration:
+    event_cls: type[Envelope[Any]]
+    handler: Handler[Any]
+    name: str
+
+
 class EventConsumer:
     """Registers handlers `async def handler(event, uow)` for contract events.
 
@@ -99,32 +107,54 @@ class EventConsumer:
         self._group_id = group_id
         self._uow_factory = uow_factory
         self._max_attempts = max_attempts
+        self._routes: dict[str, list[_Registration]] = {}
+        self._bound = False
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._routes)
 
     def on(
         self, event_cls: type[EventT], *, name: str | None = None
     ) -> Callable[[Handler[EventT]], Handler[EventT]]:
         def register(handler: Handler[EventT]) -> Handler[EventT]:
-            consumer_name = f"{self._group_id}.{name or handler.__name__}"
-            topic = event_cls.TOPIC
-
-            async def consume(message: KafkaMessage) -> None:
-                try:
-                    event = event_cls.model_validate_json(message.body)
-                except ValidationError as exc:
-                    await self._dead_letter(topic, consumer_name, message, exc)
-                    return
-                await self._apply(consumer_name, topic, handler, event, message)
-
-            consume.__name__ = consumer_name.replace(".", "_")
-            self._broker.subscriber(
-                topic,
-                group_id=self._group_id,
-                ack_policy=AckPolicy.NACK_ON_ERROR,
-                auto_offset_reset="earliest",
-            )(consume)
+            if self._bound:
+                raise RuntimeError("register handlers before the broker starts")
+            registration = _Registration(
+                event_cls, handler, f"{self._group_id}.{name or handler.__name__}"
+            )
+            self._routes.setdefault(event_cls.TOPIC, []).append(registration)
             return handler
 
         return register
+
+    def bind(self) -> None:
+        """Subscribe once to every registered topic.
+
+        One subscriber means one group member per process, so start-up costs one rebalance
+        rather than one per topic.
+        """
+        if self._bound or not self._routes:
+            return
+
+        async def consume(message: KafkaMessage) -> None:
+            topic = message.raw_message.topic  # type: ignore[union-attr]
+            for route in self._routes.get(topic, ()):
+                try:
+                    event = route.event_cls.model_validate_json(message.body)
+                except ValidationError as exc:
+                    await self._dead_letter(topic, route.name, message, exc)
+                    continue
+                await self._apply(route.name, topic, route.handler, event, message)
+
+        consume.__name__ = f"{self._group_id}_events"
+        self._broker.subscriber(
+            *self._routes,
+            group_id=self._group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+        )(consume)
+        self._bound = True
 
     async def _apply(
         self,

@@ -92,6 +92,7 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(runtime.settings.kafka_bootstrap_servers)
+        runtime.consumer.bind()
         await runtime.broker.start()
         loops = [runtime.relay.run_forever, *runtime.background]
         tasks = [asyncio.create_task(_supervise(fn.__qualname__, fn)) for fn in loops]

@@ -11,7 +11,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 def main() -> int:
     return service_main(
-        settings=Settings(),  # type: ignore[call-arg]  # env supplies required fields
+        settings=Settings(),  # the environment supplies GENHUB_ADMIN_TOKEN
         app_import_path="genhub_gateway.main:create_app",
         migrations_dir=MIGRATIONS_DIR,
     )

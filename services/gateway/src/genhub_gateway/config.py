@@ -1,8 +1,7 @@
 """Gateway settings: platform defaults plus the admin token, upstream URLs and cache TTLs."""
 
-from pydantic import Field, SecretStr
-
 from genhub_platform.settings import PlatformSettings
+from pydantic import Field, SecretStr
 
 
 class Settings(PlatformSettings):

@@ -117,9 +117,11 @@ class JobErrorOut(BaseModel):
 
 
 class JobTokensOut(BaseModel):
-    reserved: int | None = None
-    charged: int | None = None
-    refunded: int | None = None
+    """Tokens held for the job, then charged or refunded when billing settles (0 until then)."""
+
+    reserved: int = 0
+    charged: int = 0
+    refunded: int = 0
 
 
 class JobOut(BaseModel):

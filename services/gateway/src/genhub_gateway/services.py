@@ -84,13 +84,15 @@ async def create_app(
     if await apps.slug_taken(slug):
         raise ApiError(409, "slug_taken", f"An app with slug {slug!r} already exists.")
     app = AppRow(name=name, slug=slug, plan=plan.value, webhook_url=webhook_url)
-    key, new = _new_key_row(app.id)
     uow.session.add(app)
-    uow.session.add(key)
     try:
+        # Flushed on its own: without ORM relationships the key row's insert is not ordered
+        # after its app's, and the only constraint the app insert can break is the slug.
         await uow.session.flush()
     except IntegrityError as exc:  # a concurrent create won the slug
         raise ApiError(409, "slug_taken", f"An app with slug {slug!r} already exists.") from exc
+    key, new = _new_key_row(app.id)
+    uow.session.add(key)
     secret = await notifier.create_signing_secret(app.id)
     return CreatedApp(app=app, key=key, secret=new, webhook_secret=secret)
 
@@ -175,7 +177,7 @@ async def submit_job(
         input=request.input,
         priority=request.priority,
         plan=Plan(caller.plan),
-        webhook_url=str(webhook_url) if webhook_url else None,  # type: ignore[arg-type]
+        webhook_url=str(webhook_url) if webhook_url else None,
         metadata=request.metadata,
     )
     job = JobRow(
@@ -188,18 +190,19 @@ async def submit_job(
         job_metadata=request.metadata,
         idempotency_key=idempotency_key,
     )
-    try:
-        # Savepoint: a concurrent request with the same idempotency key surfaces here as a
-        # unique violation, and we answer with the job that request created.
-        async with uow.session.begin_nested():
-            uow.session.add(job)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        existing = await jobs.by_idempotency_key(caller.app_id, idempotency_key)
-        if existing is None:
-            raise
-        return existing, False
+    if idempotency_key is None:
+        uow.session.add(job)
+    else:
+        try:
+            # Savepoint: a concurrent request with the same idempotency key surfaces here as a
+            # unique violation, and we answer with the job that request created.
+            async with uow.session.begin_nested():
+                uow.session.add(job)
+        except IntegrityError:
+            existing = await jobs.by_idempotency_key(caller.app_id, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
     uow.publish(
         JobRequested.new(
             app_id=caller.app_id, job_id=job.job_id, payload=JobRequestedPayload(spec=spec)
@@ -254,9 +257,7 @@ def render_job(job: JobRow, files: list[dict[str, Any]] | None) -> JobOut:
         for i, o in sorted(by_index.items())
     ]
     error = (
-        JobErrorOut(
-            code=job.error_code, message=job.error_message or "", details=job.error_details
-        )
+        JobErrorOut(code=job.error_code, message=job.error_message or "", details=job.error_details)
         if job.error_code
         else None
     )
@@ -270,9 +271,9 @@ def render_job(job: JobRow, files: list[dict[str, Any]] | None) -> JobOut:
         outputs=outputs,
         error=error,
         tokens=JobTokensOut(
-            reserved=job.tokens_reserved,
-            charged=job.tokens_charged,
-            refunded=job.tokens_refunded,
+            reserved=job.tokens_reserved or 0,
+            charged=job.tokens_charged or 0,
+            refunded=job.tokens_refunded or 0,
         ),
         provider=job.provider,
         attempts=job.attempts,

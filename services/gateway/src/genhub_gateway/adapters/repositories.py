@@ -34,14 +34,14 @@ class AppRepository:
         found = await self.session.exec(select(AppRow.id).where(AppRow.slug == slug))
         return found.first() is not None
 
-    async def list(self) -> list[AppRow]:
-        return list((await self.session.exec(select(AppRow).order_by(col(AppRow.created_at)))).all())
+    async def all(self) -> list[AppRow]:
+        return list(
+            (await self.session.exec(select(AppRow).order_by(col(AppRow.created_at)))).all()
+        )
 
     async def keys(self, app_id: UUID) -> list[ApiKeyRow]:
         rows = await self.session.exec(
-            select(ApiKeyRow)
-            .where(ApiKeyRow.app_id == app_id)
-            .order_by(col(ApiKeyRow.created_at))
+            select(ApiKeyRow).where(ApiKeyRow.app_id == app_id).order_by(col(ApiKeyRow.created_at))
         )
         return list(rows.all())
 
@@ -93,8 +93,6 @@ class JobRepository:
         # Handlers for different topics run concurrently; the row lock serialises their
         # read-modify-write so no projection update is lost.
         rows = await self.session.exec(
-            select(JobRow)
-            .where(JobRow.app_id == app_id, JobRow.job_id == job_id)
-            .with_for_update()
+            select(JobRow).where(JobRow.app_id == app_id, JobRow.job_id == job_id).with_for_update()
         )
         return rows.first()

@@ -41,7 +41,9 @@ class ApiKeyRow(SQLModel, table=True):
     prefix: str = Field(max_length=32)
     key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True, server_default=False)
+    )
 
 
 class JobRow(SQLModel, table=True):
@@ -85,7 +87,15 @@ class JobRow(SQLModel, table=True):
     )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    reserved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
-    started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
-    completed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
-    settled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, server_default=False))
+    reserved_at: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True, server_default=False)
+    )
+    started_at: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True, server_default=False)
+    )
+    completed_at: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True, server_default=False)
+    )
+    settled_at: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True, server_default=False)
+    )

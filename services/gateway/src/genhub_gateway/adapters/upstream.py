@@ -12,7 +12,6 @@ from urllib.parse import quote
 from uuid import UUID
 
 import httpx
-
 from genhub_platform.errors import ApiError
 
 log = logging.getLogger(__name__)

@@ -61,7 +61,7 @@ async def create_app(body: CreateAppRequest, gateway: GatewayDep, uow: UowDep) -
 @router.get("/apps", response_model=AppListOut)
 async def list_apps(uow: UowDep) -> AppListOut:
     repo = AppRepository(uow.session)
-    apps = await repo.list()
+    apps = await repo.all()
     return AppListOut(
         apps=[
             AppWithKeysOut(
@@ -93,7 +93,9 @@ async def update_app(
     return _app_out(app)
 
 
-@router.post("/apps/{app_id}/keys", status_code=status.HTTP_201_CREATED, response_model=CreatedKeyOut)
+@router.post(
+    "/apps/{app_id}/keys", status_code=status.HTTP_201_CREATED, response_model=CreatedKeyOut
+)
 async def create_key(app_id: str, uow: UowDep) -> CreatedKeyOut:
     key, new = await services.issue_key(uow, _app_uuid(app_id))
     await uow.commit()

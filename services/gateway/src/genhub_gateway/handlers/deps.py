@@ -69,14 +69,14 @@ async def require_admin(
 async def require_user_id(
     x_user_id: Annotated[
         str | None,
-        Header(alias="X-User-ID", description="your end user's id: 1–128 of [A-Za-z0-9._:@-]"),
+        Header(alias="X-User-ID", description="your end user's id: 1-128 of [A-Za-z0-9._:@-]"),
     ] = None,
 ) -> str:
     if x_user_id is None or x_user_id == "":
         raise ApiError(400, "missing_user_id", "Send your end user's id in the X-User-ID header.")
     if not is_valid_user_id(x_user_id):
         raise ApiError(
-            400, "invalid_user_id", "X-User-ID must be 1–128 characters of [A-Za-z0-9._:@-]."
+            400, "invalid_user_id", "X-User-ID must be 1-128 characters of [A-Za-z0-9._:@-]."
         )
     return x_user_id
 
@@ -84,7 +84,7 @@ async def require_user_id(
 def path_user_id(external_id: str) -> str:
     if not is_valid_user_id(external_id):
         raise ApiError(
-            400, "invalid_user_id", "The user id must be 1–128 characters of [A-Za-z0-9._:@-]."
+            400, "invalid_user_id", "The user id must be 1-128 characters of [A-Za-z0-9._:@-]."
         )
     return external_id
 

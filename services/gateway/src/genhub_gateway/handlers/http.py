@@ -57,14 +57,12 @@ async def generate(
     else:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/jobs/{job.job_id}"
-    return JobAccepted(job_id=job.job_id, status=job.status)  # type: ignore[arg-type]
+    return JobAccepted(job_id=job.job_id, status=job.status)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 async def get_job(job_id: str, caller: AppDep, gateway: GatewayDep, uow: UowDep) -> JobOut:
-    return await services.get_job(
-        uow.session, gateway.upstreams.storage, caller, _job_uuid(job_id)
-    )
+    return await services.get_job(uow.session, gateway.upstreams.storage, caller, _job_uuid(job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
@@ -92,7 +90,9 @@ async def get_user(external_id: str, caller: AppDep, gateway: GatewayDep) -> Use
     return UserBalanceOut.model_validate({**body, "user_id": user_id})
 
 
-@router.post("/users/{external_id}/tokens", status_code=status.HTTP_201_CREATED, response_model=GrantOut)
+@router.post(
+    "/users/{external_id}/tokens", status_code=status.HTTP_201_CREATED, response_model=GrantOut
+)
 async def grant_tokens(
     external_id: str,
     grant: GrantRequest,

@@ -19,7 +19,9 @@ from genhub_gateway.domain import readmodel
 
 async def on_tokens_reserved(event: TokensReserved, uow: UnitOfWork) -> None:
     await services.project(
-        uow, event, partial(readmodel.on_reserved, amount=event.payload.amount, at=event.occurred_at)
+        uow,
+        event,
+        partial(readmodel.on_reserved, amount=event.payload.amount, at=event.occurred_at),
     )
 
 
@@ -71,9 +73,7 @@ async def on_tokens_settled(event: TokensSettled, uow: UnitOfWork) -> None:
     await services.project(
         uow,
         event,
-        partial(
-            readmodel.on_settled, charged=p.charged, refunded=p.refunded, at=event.occurred_at
-        ),
+        partial(readmodel.on_settled, charged=p.charged, refunded=p.refunded, at=event.occurred_at),
     )
 
 

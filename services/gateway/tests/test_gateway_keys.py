@@ -1,0 +1,131 @@
+"""API keys, identifier shapes, the key cache and the model catalog cache."""
+
+import hashlib
+
+import httpx
+import pytest
+from genhub_gateway.adapters.catalog import ModelCatalog
+from genhub_gateway.adapters.keystore import KeyStore
+from genhub_gateway.adapters.repositories import KeyOwner
+from genhub_gateway.adapters.upstream import OrchestratorClient, UpstreamUnavailable
+from genhub_gateway.domain.identifiers import is_valid_user_id
+from genhub_gateway.domain.keys import (
+    KEY_PREFIX,
+    display_prefix,
+    generate_key,
+    hash_key,
+    hashes_match,
+    looks_like_key,
+)
+
+
+def test_generated_keys_are_random_prefixed_and_hashed() -> None:
+    keys = [generate_key() for _ in range(50)]
+    assert len({k.secret for k in keys}) == 50
+    for key in keys:
+        assert key.secret.startswith(KEY_PREFIX)
+        assert len(key.secret) == len(KEY_PREFIX) + 43  # 32 bytes, url-safe base64
+        assert key.prefix == key.secret[: len(KEY_PREFIX) + 8]
+        assert key.hash == hashlib.sha256(key.secret.encode()).hexdigest()
+        assert key.secret not in key.hash
+        assert looks_like_key(key.secret)
+
+
+def test_hashing_and_constant_time_match() -> None:
+    key = generate_key()
+    assert hash_key(key.secret) == key.hash
+    assert hashes_match(key.hash, hash_key(key.secret))
+    assert not hashes_match(key.hash, hash_key(key.secret + "x"))
+    assert display_prefix("gh_live_abcdefghijkl") == "gh_live_abcdefgh"
+
+
+@pytest.mark.parametrize("value", ["sk_live_abcdefghijklmnop", "gh_live_", "", "gh_live_é" * 3])
+def test_shapes_that_cannot_be_keys(value: str) -> None:
+    assert not looks_like_key(value)
+
+
+@pytest.mark.parametrize("value", ["u1", "user@example.com", "a:b.c-d_e", "x" * 128])
+def test_valid_user_ids(value: str) -> None:
+    assert is_valid_user_id(value)
+
+
+@pytest.mark.parametrize("value", ["", "x" * 129, "a b", "a/b", "ü", ".", "..", "a\n"])
+def test_invalid_user_ids(value: str) -> None:
+    assert not is_valid_user_id(value)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def owner(revoked: bool = False) -> KeyOwner:
+    import uuid
+
+    return KeyOwner(
+        key_id=uuid.uuid4(),
+        key_hash="h",
+        revoked=revoked,
+        app_id=uuid.uuid4(),
+        app_slug="a",
+        plan="free",
+        enabled=True,
+        webhook_url=None,
+    )
+
+
+async def test_key_store_caches_found_keys_for_the_ttl_only() -> None:
+    calls: list[str] = []
+    current = owner()
+
+    async def load(key_hash: str) -> KeyOwner | None:
+        calls.append(key_hash)
+        return current if key_hash == "h" else None
+
+    clock = Clock()
+    store = KeyStore(load, ttl_s=5, clock=clock)
+    assert await store.owner("h") is current
+    assert await store.owner("h") is current
+    assert calls == ["h"]
+    clock.now += 6
+    current = owner(revoked=True)
+    assert (await store.owner("h")).revoked  # type: ignore[union-attr]
+    assert calls == ["h", "h"]
+    # Unknown keys are not cached: a key created a moment later works at once.
+    assert await store.owner("other") is None
+    assert await store.owner("other") is None
+    assert calls == ["h", "h", "other", "other"]
+    store.invalidate()
+    await store.owner("h")
+    assert calls[-1] == "h"
+
+
+async def test_model_catalog_caches_and_serves_stale_when_orchestrator_is_down() -> None:
+    state = {"up": True, "calls": 0}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        state["calls"] += 1
+        if not state["up"]:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, json={"models": [{"name": "mock", "max_outputs": 4}]})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    clock = Clock()
+    catalog = ModelCatalog(
+        OrchestratorClient(http, "http://orch", "orchestrator"), ttl_s=30, clock=clock
+    )
+    assert (await catalog.get("mock")) is not None
+    assert await catalog.get("nope") is None
+    assert state["calls"] == 1
+    clock.now += 31
+    state["up"] = False
+    assert (await catalog.get("mock")) is not None  # stale beats down
+    assert state["calls"] == 2
+
+    empty = ModelCatalog(OrchestratorClient(http, "http://orch", "orchestrator"))
+    with pytest.raises(UpstreamUnavailable):
+        await empty.get("mock")
+    await http.aclose()
