@@ -1,6 +1,7 @@
 """Fixtures for billing's DB tests: a migrated `genhub_billing_test` database and units of work.
 
-Only the test database is touched (never `genhub_billing`). Tests fail when PostgreSQL is down: `make test` starts it first.
+Only the test database is touched (never `genhub_billing`). Tests fail when PostgreSQL is
+down: `make test` starts it first.
 """
 
 import asyncio

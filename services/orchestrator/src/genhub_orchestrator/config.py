@@ -1,9 +1,8 @@
 """Orchestrator settings: the platform's plus the run queue and the mock provider's knobs."""
 
+from genhub_platform.settings import PlatformSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-
-from genhub_platform.settings import PlatformSettings
 
 
 class Settings(PlatformSettings):
@@ -15,7 +14,9 @@ class Settings(PlatformSettings):
 
     # Run queue.
     max_concurrency: int = Field(default=8, ge=1, validation_alias="ORCHESTRATOR_MAX_CONCURRENCY")
-    poll_interval_s: float = Field(default=0.2, gt=0, validation_alias="ORCHESTRATOR_POLL_INTERVAL_S")
+    poll_interval_s: float = Field(
+        default=0.2, gt=0, validation_alias="ORCHESTRATOR_POLL_INTERVAL_S"
+    )
     lease_s: float = Field(default=60.0, ge=1, validation_alias="ORCHESTRATOR_LEASE_S")
     max_claims: int = Field(default=3, ge=1, validation_alias="ORCHESTRATOR_MAX_CLAIMS")
     provider_timeout_s: float = Field(

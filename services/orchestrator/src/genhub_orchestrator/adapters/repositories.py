@@ -39,28 +39,33 @@ class CatalogRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def _exec(self, stmt: Any) -> Any:
+        return await self._session.exec(stmt)
+
     async def list_models(self) -> Sequence[CatalogModel]:
-        return (await self._session.exec(select(CatalogModel).order_by(col(CatalogModel.name)))).scalars().all()  # type: ignore[call-overload]
+        stmt = select(CatalogModel).order_by(col(CatalogModel.name))
+        return (await self._exec(stmt)).scalars().all()  # type: ignore[no-any-return]
 
     async def get_model(self, name: str) -> CatalogModel | None:
         return await self._session.get(CatalogModel, name)
 
     async def list_providers(self) -> Sequence[Provider]:
-        return (await self._session.exec(select(Provider).order_by(col(Provider.name)))).scalars().all()  # type: ignore[call-overload]
+        stmt = select(Provider).order_by(col(Provider.name))
+        return (await self._exec(stmt)).scalars().all()  # type: ignore[no-any-return]
 
     async def list_routes(self) -> Sequence[Route]:
         stmt = select(Route).order_by(col(Route.model), col(Route.priority).desc())
-        return (await self._session.exec(stmt)).scalars().all()  # type: ignore[call-overload]
+        return (await self._exec(stmt)).scalars().all()  # type: ignore[no-any-return]
 
     async def routes_for(self, model: str) -> list[RouteOption]:
         """Every route of an enabled model, with its provider's switch (ordering is domain's)."""
         stmt = (
-            select(Route, Provider.enabled)
+            select(Route, col(Provider.enabled))
             .join(Provider, col(Provider.name) == col(Route.provider))
             .join(CatalogModel, col(CatalogModel.name) == col(Route.model))
             .where(col(Route.model) == model, col(CatalogModel.enabled).is_(True))
         )
-        rows = (await self._session.exec(stmt)).all()  # type: ignore[call-overload]
+        rows = (await self._exec(stmt)).all()
         return [
             RouteOption(
                 provider=route.provider,
@@ -80,13 +85,13 @@ class RunRepository:
         self._session = session
 
     async def _exec(self, stmt: Any) -> Any:
-        return await self._session.exec(stmt)
+        # Updates never touch objects already loaded in the session (no surprise expiry and
+        # lazy load under asyncio): callers keep reading the values they loaded.
+        return await self._session.exec(stmt.execution_options(synchronize_session=False))
 
     async def lock_job(self, job_id: UUID) -> None:
         """Serialise the handlers of one job (enqueue vs. an early cancel) until commit."""
-        await self._exec(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(str(job_id), 0)))
-        )
+        await self._exec(select(func.pg_advisory_xact_lock(func.hashtextextended(str(job_id), 0))))
 
     async def insert(self, run: Run) -> bool:
         """Insert unless the job already has a run; True when this call inserted it."""
@@ -121,7 +126,7 @@ class RunRepository:
         await self._exec(
             insert(CancelRequest)
             .values(job_id=job_id, app_id=app_id, reason=reason)
-            .on_conflict_do_nothing(index_elements=["job_id"])
+            .on_conflict_do_nothing(index_elements=["job_id", "app_id"])
         )
 
     async def flag_cancel(self, job_id: UUID) -> bool:
@@ -163,7 +168,6 @@ class RunRepository:
                 updated_at=func.now(),
             )
             .returning(Run)
-            .execution_options(synchronize_session=False)
         )
         runs: list[Run] = list((await self._exec(stmt)).scalars().all())
         runs.sort(key=lambda r: (-r.priority, r.created_at))
@@ -265,4 +269,3 @@ class RunRepository:
                 )
             )
         await self._session.flush()
-

@@ -23,7 +23,8 @@ from sqlmodel import Field, SQLModel
 
 
 def _created_at() -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
+    column = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    return Field(sa_column=column)
 
 
 def _nullable_ts() -> Any:
@@ -57,9 +58,7 @@ class Route(SQLModel, table=True):
     __tablename__ = "routes"
     __table_args__ = (UniqueConstraint("model", "provider", "provider_model_id"),)
 
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
-    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     model: str = Field(
         sa_column=Column(String(64), ForeignKey("models.name", ondelete="CASCADE"), nullable=False)
     )
@@ -121,9 +120,7 @@ class Attempt(SQLModel, table=True):
 
     __tablename__ = "attempts"
 
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
-    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     job_id: UUID = Field(foreign_key="runs.job_id", index=True)
     app_id: UUID
     claim: int
@@ -141,7 +138,8 @@ class CancelRequest(SQLModel, table=True):
 
     __tablename__ = "cancel_requests"
 
+    # Keyed by app too: a stray cancel from another tenant never shadows the owner's.
     job_id: UUID = Field(primary_key=True)
-    app_id: UUID
+    app_id: UUID = Field(primary_key=True)
     reason: str
     created_at: datetime = _created_at()

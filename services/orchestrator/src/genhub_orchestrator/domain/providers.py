@@ -26,7 +26,7 @@ class GenerationRequest:
 
     @property
     def provider_params(self) -> dict[str, Any]:
-        return self.input.provider_params
+        return dict(self.input.provider_params)
 
 
 @dataclass(frozen=True)
