@@ -54,7 +54,7 @@ class CatalogRepository:
         return (await self._exec(stmt)).scalars().all()  # type: ignore[no-any-return]
 
     async def list_routes(self) -> Sequence[Route]:
-        stmt = select(Route).order_by(col(Route.model), col(Route.priority).desc())
+        stmt = select(Route).order_by(col(Route.model), col(Route.priority))
         return (await self._exec(stmt)).scalars().all()  # type: ignore[no-any-return]
 
     async def routes_for(self, model: str) -> list[RouteOption]:
@@ -151,7 +151,7 @@ class RunRepository:
         picked = (
             select(col(Run.job_id))
             .where(claimable)
-            .order_by(col(Run.priority).desc(), col(Run.created_at), col(Run.job_id))
+            .order_by(col(Run.priority), col(Run.created_at), col(Run.job_id))
             .limit(limit)
             .with_for_update(skip_locked=True)
             .cte("picked")
@@ -170,7 +170,7 @@ class RunRepository:
             .returning(Run)
         )
         runs: list[Run] = list((await self._exec(stmt)).scalars().all())
-        runs.sort(key=lambda r: (-r.priority, r.created_at))
+        runs.sort(key=lambda r: (r.priority, r.created_at))
         return runs
 
     async def extend_lease(self, job_id: UUID, owner: UUID, lease: timedelta) -> bool | None:

@@ -86,7 +86,7 @@ class Run(SQLModel, table=True):
         # The claim query's path: only live runs, best priority then oldest first.
         Index(
             "ix_runs_claim",
-            text("priority DESC"),
+            "priority",
             "created_at",
             postgresql_where=text("status IN ('queued', 'running')"),
         ),

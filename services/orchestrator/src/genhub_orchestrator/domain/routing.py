@@ -1,6 +1,7 @@
 """Which routes to try for a model, in what order, and what error a job ends with.
 
-Route priority: higher is preferred. Under a budget squeeze the order becomes cheapest first.
+Route priority: a lower number is preferred (0 first). Under a budget squeeze the order
+becomes cheapest first.
 """
 
 from collections.abc import Container, Iterable, Sequence
@@ -38,8 +39,8 @@ def order_routes(
         if r.enabled and r.provider_enabled and (available is None or r.provider in available)
     ]
     if cheapest_first:
-        return sorted(usable, key=lambda r: (r.cost_usd, -r.priority, r.provider))
-    return sorted(usable, key=lambda r: (-r.priority, r.cost_usd, r.provider))
+        return sorted(usable, key=lambda r: (r.cost_usd, r.priority, r.provider))
+    return sorted(usable, key=lambda r: (r.priority, r.cost_usd, r.provider))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Adapters from the outside world (Kafka, HTTP) to the use cases."""

@@ -1,0 +1,140 @@
+"""Use cases of the run queue driven by events: enqueue a reserved job, cancel a job."""
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from uuid import UUID
+
+from genhub_contracts import ErrorInfo, JobCancelRequested, JobCompleted, JobStatus, TokensReserved
+from genhub_contracts.events import JobCompletedPayload
+from genhub_platform.uow import UnitOfWork
+from sqlalchemy import event as sa_event
+
+from genhub_orchestrator.adapters.repositories import RunRepository
+from genhub_orchestrator.adapters.tables import Run
+from genhub_orchestrator.domain.runs import (
+    CANCELLED_ERROR,
+    CancelAction,
+    RunStatus,
+    cancel_action,
+)
+from genhub_orchestrator.metrics import RUNS_ENQUEUED, RUNS_FINISHED
+
+log = logging.getLogger(__name__)
+
+
+def after_commit(uow: UnitOfWork, callback: Callable[[], None]) -> None:
+    """Run `callback` once this unit of work's transaction has committed (never on rollback).
+
+    Lets a Kafka handler, which must not commit itself, wake the worker loop only once its
+    row is visible to the worker's claim.
+    """
+    sa_event.listen(uow.session.sync_session, "after_commit", lambda _s: callback(), once=True)
+
+
+def job_completed(
+    *,
+    app_id: UUID,
+    job_id: UUID,
+    user_id: str,
+    status: JobStatus,
+    requested_outputs: int,
+    error: ErrorInfo | None,
+    provider: str | None = None,
+    attempts: int = 0,
+) -> JobCompleted:
+    return JobCompleted.new(
+        app_id=app_id,
+        job_id=job_id,
+        payload=JobCompletedPayload(
+            user_id=user_id,
+            status=status,
+            requested_outputs=requested_outputs,
+            error=error,
+            provider=provider,
+            attempts=attempts,
+        ),
+    )
+
+
+async def enqueue_run(uow: UnitOfWork, event: TokensReserved) -> bool:
+    """Record the reserved job as a queued run. Idempotent on the job id.
+
+    A cancel that overtook this event (another topic) left a tombstone: the run is then
+    recorded as cancelled and the job ends at once, so billing voids the hold.
+    """
+    if event.job_id is None:
+        raise ValueError("tokens.reserved without a job_id")
+    job_id, app_id, spec = event.job_id, event.app_id, event.payload.spec
+    repo = RunRepository(uow.session)
+    await repo.lock_job(job_id)
+    cancelled_early = await repo.pending_cancel(job_id, app_id) is not None
+    inserted = await repo.insert(
+        Run(
+            job_id=job_id,
+            app_id=app_id,
+            user_id=spec.user_id,
+            model=spec.model,
+            spec=spec.model_dump(mode="json"),
+            hold_id=event.payload.hold_id,
+            hold_amount=event.payload.amount,
+            priority=spec.priority,
+            status=RunStatus.CANCELLED if cancelled_early else RunStatus.QUEUED,
+            cancel_requested=cancelled_early,
+            error_code=CANCELLED_ERROR.code.value if cancelled_early else None,
+            error_message=CANCELLED_ERROR.message if cancelled_early else None,
+            finished_at=datetime.now(UTC) if cancelled_early else None,
+        )
+    )
+    if not inserted:
+        log.info("run for job %s already recorded", job_id)
+        return False
+    if cancelled_early:
+        uow.publish(
+            job_completed(
+                app_id=app_id,
+                job_id=job_id,
+                user_id=spec.user_id,
+                status=JobStatus.CANCELLED,
+                requested_outputs=spec.input.num_outputs,
+                error=CANCELLED_ERROR,
+            )
+        )
+        RUNS_FINISHED.labels(RunStatus.CANCELLED.value).inc()
+        return False
+    RUNS_ENQUEUED.inc()
+    return True
+
+
+async def request_cancel(uow: UnitOfWork, event: JobCancelRequested) -> CancelAction:
+    """Cancel a job: at once while queued, by flag while running, not at all once final."""
+    if event.job_id is None:
+        raise ValueError("job.cancel.requested without a job_id")
+    job_id, app_id = event.job_id, event.app_id
+    repo = RunRepository(uow.session)
+    await repo.lock_job(job_id)
+    run = await repo.get(job_id, app_id, for_update=True)
+    action = cancel_action(RunStatus(run.status) if run else None)
+    if action is CancelAction.REMEMBER:
+        await repo.remember_cancel(job_id, app_id, event.payload.reason)
+    elif action is CancelAction.FLAG:
+        await repo.flag_cancel(job_id)
+    elif (
+        action is CancelAction.END_NOW
+        and run is not None
+        and await repo.finish(job_id, RunStatus.CANCELLED, error=CANCELLED_ERROR)
+    ):
+        uow.publish(
+            job_completed(
+                app_id=app_id,
+                job_id=job_id,
+                user_id=run.user_id,
+                status=JobStatus.CANCELLED,
+                requested_outputs=int(run.spec["input"]["num_outputs"]),
+                error=CANCELLED_ERROR,
+                attempts=run.attempts,
+            )
+        )
+        RUNS_FINISHED.labels(RunStatus.CANCELLED.value).inc()
+    log.info("cancel for job %s: %s", job_id, action.value)
+    return action

@@ -1,0 +1,114 @@
+"""Concurrent claimers never get the same run (FOR UPDATE SKIP LOCKED), against PostgreSQL."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+from genhub_contracts import JobSpec
+from genhub_orchestrator.adapters.repositories import RunRepository
+from genhub_orchestrator.adapters.tables import Run
+from genhub_platform.uow import UnitOfWork
+from sqlalchemy import text
+
+LEASE = timedelta(seconds=60)
+
+
+async def insert_runs(uow_factory: Callable[[], UnitOfWork], priorities: list[int]) -> list[UUID]:
+    ids = []
+    for priority in priorities:  # one transaction each: created_at is the transaction's time
+        async with uow_factory() as uow:
+            repo = RunRepository(uow.session)
+            spec = JobSpec.model_validate(
+                {"user_id": "u1", "model": "mock", "input": {"prompt": "p"}, "priority": priority}
+            )
+            job_id = uuid4()
+            await repo.insert(
+                Run(
+                    job_id=job_id,
+                    app_id=uuid4(),
+                    user_id="u1",
+                    model="mock",
+                    spec=spec.model_dump(mode="json"),
+                    priority=priority,
+                    status="queued",
+                )
+            )
+            ids.append(job_id)
+            await uow.commit()
+    return ids
+
+
+async def test_two_open_claims_never_share_a_run(orch_uow: Callable[[], UnitOfWork]) -> None:
+    ids = await insert_runs(orch_uow, [5] * 6)
+    # Claimer A holds its transaction open while B claims: B must skip A's locked rows.
+    async with orch_uow() as a, orch_uow() as b:
+        got_a = await RunRepository(a.session).claim(limit=4, owner=uuid4(), lease=LEASE)
+        got_b = await RunRepository(b.session).claim(limit=4, owner=uuid4(), lease=LEASE)
+        await a.commit()
+        await b.commit()
+    ids_a = {r.job_id for r in got_a}
+    ids_b = {r.job_id for r in got_b}
+    assert len(ids_a) == 4 and len(ids_b) == 2
+    assert ids_a.isdisjoint(ids_b)
+    assert ids_a | ids_b == set(ids)
+
+
+async def test_concurrent_claim_loops_hand_out_each_run_once(
+    orch_uow: Callable[[], UnitOfWork],
+) -> None:
+    ids = await insert_runs(orch_uow, [i % 10 for i in range(60)])
+
+    async def claimer() -> list[UUID]:
+        owner, mine = uuid4(), []
+        while True:
+            async with orch_uow() as uow:
+                runs = await RunRepository(uow.session).claim(limit=3, owner=owner, lease=LEASE)
+                await uow.commit()
+            if not runs:
+                return mine
+            mine.extend(r.job_id for r in runs)
+            await asyncio.sleep(0)
+
+    results = await asyncio.gather(*(claimer() for _ in range(4)))
+    flat = [job for result in results for job in result]
+    assert len(flat) == len(set(flat)) == len(ids)
+    assert set(flat) == set(ids)
+
+
+async def test_claim_order_is_priority_then_age(orch_uow: Callable[[], UnitOfWork]) -> None:
+    # Lower number = more urgent (0 is the top priority).
+    urgent, relaxed, mid, relaxed_later = await insert_runs(orch_uow, [1, 9, 5, 9])
+    async with orch_uow() as uow:
+        runs = await RunRepository(uow.session).claim(limit=4, owner=uuid4(), lease=LEASE)
+        await uow.commit()
+    assert [r.job_id for r in runs] == [urgent, mid, relaxed, relaxed_later]
+    assert all(r.status == "running" and r.claims == 1 for r in runs)
+
+
+async def test_expired_lease_is_claimed_again(orch_uow: Callable[[], UnitOfWork]) -> None:
+    (job_id,) = await insert_runs(orch_uow, [5])
+    first_owner, second_owner = uuid4(), uuid4()
+    async with orch_uow() as uow:
+        assert len(await RunRepository(uow.session).claim(limit=5, owner=first_owner, lease=LEASE))
+        await uow.commit()
+    async with orch_uow() as uow:  # a live lease is not claimable
+        assert (
+            await RunRepository(uow.session).claim(limit=5, owner=second_owner, lease=LEASE) == []
+        )
+        await uow.commit()
+    async with orch_uow() as uow:  # the first worker died: its lease runs out
+        await uow.session.exec(  # type: ignore[call-overload]
+            text("UPDATE runs SET lease_until = now() - interval '1 second'")
+        )
+        await uow.commit()
+    async with orch_uow() as uow:
+        runs = await RunRepository(uow.session).claim(limit=5, owner=second_owner, lease=LEASE)
+        await uow.commit()
+    assert [r.job_id for r in runs] == [job_id]
+    assert runs[0].lease_owner == second_owner and runs[0].claims == 2
+    async with orch_uow() as uow:  # the old owner can neither heartbeat nor finish it
+        repo = RunRepository(uow.session)
+        assert await repo.extend_lease(job_id, first_owner, LEASE) is None
+        assert await repo.lock_owned(job_id, first_owner) is None
+        assert await repo.extend_lease(job_id, second_owner, LEASE) is False
