@@ -22,17 +22,22 @@ class RawEvent:
         return data
 
 
+async def _partitions(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [description] = await admin.describe_topics([topic])
+        return [p["partition"] for p in description["partitions"]]
+    finally:
+        await admin.close()
+
+
 async def find_event(bootstrap: str, topic: str, job_id: str, *, timeout: float = 20.0) -> RawEvent:
     """Scan a job topic from the beginning for the event of this job (key = job id)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await consumer.client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
+        partitions = [TopicPartition(topic, p) for p in await _partitions(bootstrap, topic)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = asyncio.get_running_loop().time() + timeout
