@@ -4,6 +4,7 @@ The body carries both the RFC 9457 members and `error{code, message, details}` s
 rely on one stable shape: `body["error"]["code"]`.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,7 +43,7 @@ def problem(
     message: str,
     *,
     details: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message}
@@ -57,7 +58,9 @@ def problem(
         "error": error,
         **(extra or {}),
     }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
+    )
 
 
 _STATUS_CODES = {

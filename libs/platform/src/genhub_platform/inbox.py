@@ -9,7 +9,7 @@ from uuid import UUID
 
 from sqlalchemy import Column, DateTime, func
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -29,6 +29,6 @@ async def record_first_delivery(session: AsyncSession, consumer: str, event_id: 
         insert(ProcessedEvent)
         .values(consumer=consumer, event_id=event_id)
         .on_conflict_do_nothing()
-        .returning(ProcessedEvent.event_id)  # type: ignore[arg-type]
+        .returning(col(ProcessedEvent.event_id))
     )
     return result.first() is not None

@@ -59,7 +59,7 @@ def make_broker(settings: PlatformSettings) -> KafkaBroker:
         linger_ms=2,
         allow_auto_create_topics=False,
         middlewares=[
-            KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider()),  # type: ignore[arg-type]
+            KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider()),
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name),
         ],
         logger=logging.getLogger(f"genhub.{settings.service_name}.kafka"),

@@ -110,7 +110,7 @@ class ObjectStore:
         await asyncio.to_thread(self._client.remove_object, self.bucket, key)
 
     def presign_get(self, key: str, ttl: timedelta, *, download_name: str | None = None) -> str:
-        headers = (
+        headers: dict[str, str | list[str] | tuple[str]] | None = (
             {"response-content-disposition": f'attachment; filename="{download_name}"'}
             if download_name
             else None

@@ -34,8 +34,9 @@ class OutboxMessage(SQLModel, table=True):
     key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
-    created_at: datetime = Field(
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
     published_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
