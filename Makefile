@@ -3,7 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 LOCAL := deploy/local
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-PYTEST := $(UV) run --no-sync pytest
+# pytest exits 5 when it collected no test: that is a failure here, said out loud.
+PYTEST = $(UV) run --no-sync pytest -p no:cacheprovider
+NO_TESTS = || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: failing" >&2; exit $$rc; }
 
 .PHONY: help install infra-up up down logs status demo test test-unit test-e2e lint typecheck clean
 
@@ -38,10 +40,10 @@ demo: ## submit one job to the running stack and save the PNG
 test: up test-unit test-e2e ## unit tests, then the end-to-end suite on the real stack
 
 test-unit: install ## unit tests of every lib and service
-	@$(PYTEST) libs services -q -p no:cacheprovider
+	@$(PYTEST) libs services -q $(NO_TESTS)
 
 test-e2e: install ## end-to-end suite against the running stack (Kafka, PostgreSQL, MinIO)
-	@set -a; source var/secrets.env; set +a; $(PYTEST) tests-e2e -q -p no:cacheprovider
+	@set -a; source var/secrets.env; set +a; $(PYTEST) tests-e2e -q $(NO_TESTS)
 
 lint: install ## ruff and mypy
 	@$(UV) run --no-sync ruff check .
