@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 LOCAL := deploy/local
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV ?= $(shell bash deploy/local/ensure-uv.sh)
 # pytest exits 5 when it collected no test: that is a failure here, said out loud.
 PYTEST = $(UV) run --no-sync pytest -p no:cacheprovider
 NO_TESTS = || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: failing" >&2; exit $$rc; }
@@ -13,7 +13,6 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install: ## install uv (if missing) and the Python workspace
-	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --user uv
 	@$(UV) sync --frozen --quiet
 
 infra-up: install ## start PostgreSQL, Kafka and MinIO (installed on first use)
