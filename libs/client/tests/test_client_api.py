@@ -174,3 +174,31 @@ async def test_admin_client(fake: FakeGateway) -> None:
     assert json.loads(fake.requests[0].content) == {
         "name": "A", "slug": "a", "plan": "pro", "webhook_url": "https://h.example/x"
     }  # fmt: skip
+
+
+async def test_generate_with_wait_sends_prefer_and_returns_the_finished_job() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=job_body("succeeded"))
+
+    async with AsyncGenhub("http://gw", "k", transport=httpx.MockTransport(handle)) as client:
+        job = await client.generate("u1", "mock", "x", wait=30, idempotency_key="i1")
+    assert job.status == "succeeded" and job.is_terminal
+    assert seen[0].headers["prefer"] == "wait=30"
+    assert seen[0].headers["idempotency-key"] == "i1"
+    assert seen[0].extensions["timeout"]["read"] >= 40  # longer than the wait
+
+
+async def test_generate_with_wait_raises_insufficient_tokens_with_balance() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        error = {"code": "insufficient_tokens", "message": "needs 10 tokens, has 3"}
+        body = {"code": "insufficient_tokens", "error": error, "balance": 3, "required": 10}
+        return httpx.Response(402, json=body)
+
+    async with AsyncGenhub("http://gw", "k", transport=httpx.MockTransport(handle)) as client:
+        with pytest.raises(GenhubError) as exc:
+            await client.generate("u1", "mock", "x", wait=5)
+    assert (exc.value.status, exc.value.code) == (402, "insufficient_tokens")
+    assert (exc.value.body["balance"], exc.value.body["required"]) == (3, 10)

@@ -129,6 +129,9 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def clean_db(migrated_db: str, app: FastAPI) -> FastAPI:
     async with app.state.runtime.engine.begin() as conn:
         await conn.execute(
-            text("TRUNCATE outbox, processed_events, jobs, api_keys, apps RESTART IDENTITY CASCADE")
+            text(
+                "TRUNCATE outbox, processed_events, idempotency_keys, jobs, api_keys, apps"
+                " RESTART IDENTITY CASCADE"
+            )
         )
     return app

@@ -430,9 +430,261 @@ async def test_concurrent_requests_with_one_idempotency_key_make_one_job(
     import asyncio
 
     created = await create_tenant(http)
-    ids = await asyncio.gather(
-        *(submit(http, created["api_key"], **{"Idempotency-Key": "same"}) for _ in range(5))
+    headers = {"X-API-Key": created["api_key"], "X-User-ID": "u1", "Idempotency-Key": "same"}
+    responses = await asyncio.gather(
+        *(http.post("/v1/generate", headers=headers, json=BODY) for _ in range(5))
     )
-    assert len(set(ids)) == 1
+    # Each one either ran, replayed the winner, or was told the winner is still in flight.
+    assert {r.status_code for r in responses} <= {202, 409}
+    assert len({r.json()["job_id"] for r in responses if r.status_code == 202}) == 1
+    assert all(
+        r.json()["error"]["code"] == "idempotency_key_in_use"
+        for r in responses
+        if r.status_code == 409
+    )
     assert len(await rows(app, "SELECT 1 FROM jobs")) == 1
     assert len(await rows(app, "SELECT 1 FROM outbox")) == 1
+
+
+# --- idempotency keys ---------------------------------------------------------------------------
+
+
+async def post_generate(
+    http: httpx.AsyncClient, key: str, body: dict[str, Any] = BODY, **headers: str
+) -> httpx.Response:
+    return await http.post(
+        "/v1/generate", headers={"X-API-Key": key, "X-User-ID": "u1", **headers}, json=body
+    )
+
+
+async def test_same_key_and_body_replays_the_first_answer(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    key = (await create_tenant(http))["api_key"]
+    first = await post_generate(http, key, **{"Idempotency-Key": "k1"})
+    # Same request, other key order and an explicit default: the same canonical body.
+    reordered = {"priority": 5, "metadata": {"order": "A-1"}, **BODY}
+    again = await post_generate(http, key, reordered, **{"Idempotency-Key": "k1"})
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["location"] == first.headers["location"]
+    assert len(await rows(app, "SELECT 1 FROM jobs")) == 1
+    assert len(await rows(app, "SELECT 1 FROM outbox")) == 1
+    [(state, status, job_id)] = await rows(
+        app, "SELECT state, response_status, job_id FROM idempotency_keys"
+    )
+    assert (state, status, str(job_id)) == ("completed", 202, first.json()["job_id"])
+
+
+async def test_same_key_with_another_body_or_user_is_422(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    key = (await create_tenant(http))["api_key"]
+    await submit(http, key, **{"Idempotency-Key": "k1"})
+    other_body = {**BODY, "input": {"prompt": "a blue fox"}}
+    for response in (
+        await post_generate(http, key, other_body, **{"Idempotency-Key": "k1"}),
+        await http.post(
+            "/v1/generate",
+            headers={"X-API-Key": key, "X-User-ID": "u2", "Idempotency-Key": "k1"},
+            json=BODY,
+        ),
+    ):
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(await rows(app, "SELECT 1 FROM jobs")) == 1
+
+
+async def test_keys_are_scoped_per_app(app: FastAPI, http: httpx.AsyncClient) -> None:
+    mine = (await create_tenant(http, "mine"))["api_key"]
+    theirs = (await create_tenant(http, "theirs"))["api_key"]
+    a = await submit(http, mine, **{"Idempotency-Key": "k1"})
+    b = await submit(http, theirs, **{"Idempotency-Key": "k1"})
+    assert a != b
+    assert len(await rows(app, "SELECT 1 FROM jobs")) == 2
+
+
+async def hold_key(
+    app: FastAPI, app_id: str, key: str, *, lease: timedelta, age: timedelta = timedelta(0)
+) -> None:
+    """Another replica's request in flight: an in_progress row with a lease."""
+    async with app.state.runtime.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO idempotency_keys (app_id, key, request_hash, state, owner,"
+                " locked_until, created_at) VALUES (:app, :key, :hash, 'in_progress',"
+                " gen_random_uuid(), :until, :created)"
+            ),
+            {
+                "app": uuid.UUID(app_id),
+                "key": key,
+                "hash": "",
+                "until": datetime.now(UTC) + lease,
+                "created": datetime.now(UTC) - age,
+            },
+        )
+
+
+async def test_a_key_in_flight_is_409_until_its_lease_lapses(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    created = await create_tenant(http)
+    key, app_id = created["api_key"], created["app"]["id"]
+    await hold_key(app, app_id, "busy", lease=timedelta(minutes=1))
+    response = await post_generate(http, key, **{"Idempotency-Key": "busy"})
+    assert (response.status_code, response.json()["error"]["code"]) == (
+        409,
+        "idempotency_key_in_use",
+    )
+    assert response.headers["retry-after"] == "1"
+    assert await rows(app, "SELECT 1 FROM jobs") == []
+
+    # Its holder died: once the lease is over, a retry takes the key over and runs.
+    await hold_key(app, app_id, "dead", lease=timedelta(seconds=-1))
+    await submit(http, key, **{"Idempotency-Key": "dead"})
+    [(state,)] = await rows(app, "SELECT state FROM idempotency_keys WHERE key = 'dead'")
+    assert state == "completed"
+
+
+async def test_an_expired_key_is_ignored_and_pruned(app: FastAPI, http: httpx.AsyncClient) -> None:
+    from genhub_gateway import services
+
+    created = await create_tenant(http)
+    key = created["api_key"]
+    first = await submit(http, key, **{"Idempotency-Key": "old"})
+    async with app.state.runtime.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        )
+    # Past 24 h the key is free again, even for another body.
+    other = {**BODY, "input": {"prompt": "something else"}}
+    second = await post_generate(http, key, other, **{"Idempotency-Key": "old"})
+    assert second.status_code == 202 and second.json()["job_id"] != first
+
+    await hold_key(app, created["app"]["id"], "stale", lease=timedelta(0), age=timedelta(days=2))
+    async with app.state.runtime.uow() as uow:
+        assert await services.prune_idempotency_keys(uow, timedelta(hours=24)) == 1
+    assert [k for (k,) in await rows(app, "SELECT key FROM idempotency_keys")] == ["old"]
+
+
+async def test_a_failed_request_gives_its_key_back(app: FastAPI, http: httpx.AsyncClient) -> None:
+    key = (await create_tenant(http))["api_key"]
+    unknown = {**BODY, "model": "nope"}
+    response = await post_generate(http, key, unknown, **{"Idempotency-Key": "k1"})
+    assert response.json()["error"]["code"] == "unknown_model"
+    assert await rows(app, "SELECT 1 FROM idempotency_keys") == []
+    await submit(http, key, **{"Idempotency-Key": "k1"})
+
+
+async def test_grant_with_idempotency_key_replays_and_detects_reuse(
+    http: httpx.AsyncClient, upstreams: Any
+) -> None:
+    key = (await create_tenant(http))["api_key"]
+    headers = {"X-API-Key": key, "Idempotency-Key": "g1"}
+    grant = {"amount": 25, "reason": "purchase"}
+    first = await http.post("/v1/users/u1/tokens", headers=headers, json=grant)
+    again = await http.post("/v1/users/u1/tokens", headers=headers, json=grant)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    grant_calls = [r for r in upstreams.requests if r.url.path.endswith("/grants")]
+    assert len(grant_calls) == 1 and b'"idempotency_key":"g1"' in grant_calls[0].content
+    other = await http.post("/v1/users/u2/tokens", headers=headers, json=grant)
+    assert (other.status_code, other.json()["error"]["code"]) == (422, "idempotency_key_reused")
+
+
+# --- Prefer: wait -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefer", ["wait=0", "wait=61", "wait=abc", "wait=-1", "wait"])
+async def test_invalid_prefer_wait_is_400(
+    app: FastAPI, http: httpx.AsyncClient, prefer: str
+) -> None:
+    key = (await create_tenant(http))["api_key"]
+    response = await post_generate(http, key, Prefer=prefer)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_prefer")
+    assert await rows(app, "SELECT 1 FROM jobs") == []
+
+
+async def finish_soon(app: FastAPI, handler: Any, make_event: Any) -> None:
+    """Project an event once the job row exists, as the Kafka consumer would meanwhile."""
+    import asyncio
+
+    for _ in range(100):
+        found = await rows(app, "SELECT app_id, job_id FROM jobs")
+        if found:
+            await asyncio.sleep(0.2)
+            await deliver(app, handler, make_event(*found[0]))
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no job appeared")
+
+
+async def test_prefer_wait_returns_the_finished_job(
+    app: FastAPI, http: httpx.AsyncClient, upstreams: Any
+) -> None:
+    import asyncio
+
+    key = (await create_tenant(http))["api_key"]
+
+    def completed(app_id: uuid.UUID, job_id: uuid.UUID) -> Any:
+        upstreams.files[str(job_id)] = [{"index": 0, "url": "http://minio/0.png?sig=x"}]
+        return saga_events(app_id, job_id)["completed"]
+
+    response, _ = await asyncio.gather(
+        post_generate(http, key, Prefer="respond-async, wait=5"),
+        finish_soon(app, handlers.on_job_completed, completed),
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["preference-applied"] == "wait=5"
+    job = response.json()
+    assert job["status"] == "succeeded"
+    assert job["outputs"][0]["url"] == "http://minio/0.png?sig=x"
+    assert response.headers["location"] == f"/v1/jobs/{job['job_id']}"
+
+
+async def test_prefer_wait_on_a_job_refused_for_tokens_is_402(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    import asyncio
+
+    key = (await create_tenant(http))["api_key"]
+
+    def rejected(app_id: uuid.UUID, job_id: uuid.UUID) -> Any:
+        return TokensRejected.new(
+            app_id=app_id,
+            job_id=job_id,
+            payload=TokensRejectedPayload(
+                user_id="u1",
+                reason=RejectReason.INSUFFICIENT_TOKENS,
+                message="needs 10 tokens, has 3",
+                balance=3,
+                required=10,
+            ),
+        )
+
+    response, _ = await asyncio.gather(
+        post_generate(http, key, **{"Prefer": "wait=5", "Idempotency-Key": "w1"}),
+        finish_soon(app, handlers.on_tokens_rejected, rejected),
+    )
+    assert response.status_code == 402, response.text
+    body = response.json()
+    assert body["code"] == body["error"]["code"] == "insufficient_tokens"
+    assert (body["balance"], body["required"]) == (3, 10)
+    assert body["error"]["details"] == {"balance": 3, "required": 10}
+    assert response.headers["preference-applied"] == "wait=5"
+
+    # A retry with the same key replays onto the same job, waiting again.
+    again = await post_generate(http, key, **{"Prefer": "wait=5", "Idempotency-Key": "w1"})
+    assert again.status_code == 402 and again.json()["job_id"] == body["job_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(await rows(app, "SELECT 1 FROM jobs")) == 1
+
+
+async def test_prefer_wait_times_out_with_202(app: FastAPI, http: httpx.AsyncClient) -> None:
+    key = (await create_tenant(http))["api_key"]
+    response = await post_generate(http, key, Prefer="wait=0.3")
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+    assert response.headers["preference-applied"] == "wait=0.3"

@@ -38,8 +38,15 @@ class _Client:
         *,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        response = await self._http.request(method, path.lstrip("/"), json=json, headers=headers)
+        response = await self._http.request(
+            method,
+            path.lstrip("/"),
+            json=json,
+            headers=headers,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
         if response.is_error:
             raise GenhubError.from_response(response)
         return response.json() if response.content else None
@@ -89,10 +96,17 @@ class AsyncGenhub(_Client):
         webhook_url: str | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        wait: float | None = None,
         **params: Any,
     ) -> Job:
         """Submit a job; returns it as accepted (status "queued"). Extra keyword arguments go
-        into `input` as they are (other input fields or provider parameters)."""
+        into `input` as they are (other input fields or provider parameters).
+
+        `wait` (0 < seconds <= 60) sends `Prefer: wait`: the gateway holds the answer until the
+        job ends (the full job, outputs included) or the time is up (the job as accepted). A
+        job refused for lack of tokens then raises GenhubError(402, "insufficient_tokens"),
+        whose `body` carries `balance` and `required`. A retried `idempotency_key` returns the
+        same job."""
         body: dict[str, Any] = {
             "model": model,
             "input": {
@@ -109,8 +123,12 @@ class AsyncGenhub(_Client):
         headers = {"X-User-ID": user_id}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
+        timeout: float | None = None
+        if wait is not None:
+            headers["Prefer"] = f"wait={wait:g}"
+            timeout = max(self._timeout, wait + 10.0)  # the answer may take `wait` seconds
         return Job.model_validate(
-            await self._request("POST", "v1/generate", json=body, headers=headers)
+            await self._request("POST", "v1/generate", json=body, headers=headers, timeout=timeout)
         )
 
     async def get_job(self, job_id: str | UUID) -> Job:

@@ -23,3 +23,12 @@ class Settings(PlatformSettings):
     models_cache_ttl_s: float = Field(default=30.0, validation_alias="GATEWAY_MODELS_CACHE_TTL_S")
     # How long a revoked key or a disabled app may still pass on another replica.
     auth_cache_ttl_s: float = Field(default=5.0, validation_alias="GATEWAY_AUTH_CACHE_TTL_S")
+
+    # Idempotency-Key records live at least this long (24 h); older ones are pruned.
+    idempotency_ttl_s: float = Field(default=86400.0, validation_alias="GATEWAY_IDEMPOTENCY_TTL_S")
+    # How long an in-flight request holds its key before a retry may take it over.
+    idempotency_lease_s: float = Field(default=60.0, validation_alias="GATEWAY_IDEMPOTENCY_LEASE_S")
+    # `Prefer: wait`: how often the read-model is polled for the job's end.
+    wait_poll_interval_s: float = Field(
+        default=0.1, validation_alias="GATEWAY_WAIT_POLL_INTERVAL_S"
+    )

@@ -1,11 +1,13 @@
 """Composition root: settings → runtime, upstream clients, caches, Kafka handlers, routers."""
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
+from genhub_gateway import services
 from genhub_gateway.adapters.catalog import ModelCatalog
 from genhub_gateway.adapters.keystore import KeyStore, db_loader
 from genhub_gateway.adapters.upstream import Upstreams
@@ -49,7 +51,16 @@ def create_app(
         finally:
             await gateway.upstreams.http.aclose()
 
+    async def prune_idempotency_keys() -> None:
+        # Expired keys are already ignored when claimed; this only keeps the table small.
+        ttl = timedelta(seconds=settings.idempotency_ttl_s)
+        while True:
+            async with runtime.uow() as uow:
+                pruned = await services.prune_idempotency_keys(uow, ttl, limit=1000)
+            await asyncio.sleep(1 if pruned >= 1000 else 300)
+
     runtime.background.append(close_upstreams)
+    runtime.background.append(prune_idempotency_keys)
     app = create_service_app(runtime, title="genhub gateway", routers=[http.router, admin.router])
     app.state.gateway = gateway
     return app

@@ -2,12 +2,13 @@
 and adapters, and publishes events through the outbox. HTTP handlers commit; Kafka handlers
 leave committing to the platform's EventConsumer."""
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from genhub_contracts import (
     Envelope,
@@ -18,15 +19,22 @@ from genhub_contracts import (
     Plan,
 )
 from genhub_contracts.events import JobCancelRequestedPayload, JobRequestedPayload
+from genhub_platform.db import SessionFactory
 from genhub_platform.errors import ApiError
 from genhub_platform.uow import UnitOfWork
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_gateway.adapters.catalog import ModelCatalog
-from genhub_gateway.adapters.repositories import AppRepository, JobRepository, KeyOwner
-from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, JobRow, utcnow
+from genhub_gateway.adapters.repositories import (
+    AppRepository,
+    IdempotencyRepository,
+    JobRepository,
+    KeyOwner,
+)
+from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, IdempotencyKeyRow, JobRow, utcnow
 from genhub_gateway.adapters.upstream import NotifierClient, StorageClient
+from genhub_gateway.domain import idempotency as idem
 from genhub_gateway.domain.keys import NewKey, generate_key
 from genhub_gateway.domain.readmodel import JobProgress
 from genhub_gateway.schemas import (
@@ -141,18 +149,8 @@ async def submit_job(
     caller: KeyOwner,
     user_id: str,
     request: GenerateRequest,
-    idempotency_key: str | None = None,
-) -> tuple[JobRow, bool]:
-    """Accept a job: the read-model row and `job.requested` go in one transaction.
-
-    Returns (job, created); a repeated idempotency key returns the first job, created=False.
-    """
-    jobs = JobRepository(uow.session)
-    if idempotency_key is not None:
-        existing = await jobs.by_idempotency_key(caller.app_id, idempotency_key)
-        if existing is not None:
-            return existing, False
-
+) -> JobRow:
+    """Accept a job: the read-model row and `job.requested` go in one transaction."""
     model = await catalog.get(request.model)
     if model is None or not model.enabled:
         raise ApiError(422, "unknown_model", f"Model {request.model!r} is not available.")
@@ -188,27 +186,173 @@ async def submit_job(
         priority=request.priority,
         spec=spec.model_dump(mode="json"),
         job_metadata=request.metadata,
-        idempotency_key=idempotency_key,
     )
-    if idempotency_key is None:
-        uow.session.add(job)
-    else:
-        try:
-            # Savepoint: a concurrent request with the same idempotency key surfaces here as a
-            # unique violation, and we answer with the job that request created.
-            async with uow.session.begin_nested():
-                uow.session.add(job)
-        except IntegrityError:
-            existing = await jobs.by_idempotency_key(caller.app_id, idempotency_key)
-            if existing is None:
-                raise
-            return existing, False
+    uow.session.add(job)
     uow.publish(
         JobRequested.new(
             app_id=caller.app_id, job_id=job.job_id, payload=JobRequestedPayload(spec=spec)
         )
     )
-    return job, True
+    return job
+
+
+async def await_job(
+    sessions: SessionFactory,
+    app_id: UUID,
+    job_id: UUID,
+    timeout_s: float,
+    poll_interval_s: float = 0.1,
+) -> JobRow:
+    """The job's read-model row once it is terminal, or as it is when `timeout_s` has passed.
+
+    Polls the database: the event that ends the job may be projected by another replica.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        async with sessions() as session:
+            job = await JobRepository(session).get(app_id, job_id)
+        if job is None:
+            raise job_not_found()
+        remaining = deadline - loop.time()
+        if JobStatus(job.status).is_terminal or remaining <= 0:
+            return job
+        await asyncio.sleep(min(poll_interval_s, remaining))
+
+
+# --- idempotency keys ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A request's hold on its Idempotency-Key, or the first request's recorded answer."""
+
+    key: str
+    owner: UUID | None = None
+    replay_status: int | None = None
+    replay_body: dict[str, Any] | None = None
+    replay_job_id: UUID | None = None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.owner is None
+
+
+async def claim_idempotency_key(
+    uow: UnitOfWork,
+    app_id: UUID,
+    key: str,
+    request_hash: str,
+    *,
+    ttl: timedelta,
+    lease: timedelta,
+) -> Claim:
+    """Take the key for this request (committed at once, so every replica sees it in flight),
+    or answer with the first request's response; 422 for another body, 409 while in flight."""
+    keys = IdempotencyRepository(uow.session)
+    for _ in range(3):  # a key pruned between insert and lock is simply tried again
+        now = utcnow()
+        owner = uuid4()
+        fresh = IdempotencyKeyRow(
+            app_id=app_id,
+            key=key,
+            request_hash=request_hash,
+            state=idem.IN_PROGRESS,
+            owner=owner,
+            locked_until=now + lease,
+            created_at=now,
+        )
+        if await keys.insert_if_absent(fresh):
+            await uow.commit()
+            return Claim(key=key, owner=owner)
+        stored = await keys.lock(app_id, key)
+        if stored is None:
+            await uow.session.rollback()
+            continue
+        decision = idem.decide(
+            idem.StoredKey(
+                request_hash=stored.request_hash,
+                state=stored.state,
+                created_at=stored.created_at,
+                locked_until=stored.locked_until,
+            ),
+            request_hash,
+            now,
+            ttl,
+        )
+        if decision is idem.Decision.MISMATCH:
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used for a different request.",
+            )
+        if decision is idem.Decision.IN_FLIGHT:
+            raise ApiError(
+                409,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still in progress; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        if decision is idem.Decision.REPLAY:
+            return Claim(
+                key=key,
+                replay_status=stored.response_status,
+                replay_body=stored.response_body,
+                replay_job_id=stored.job_id,
+            )
+        # Expired, or its holder died: this request takes the key over.
+        stored.request_hash = request_hash
+        stored.state = idem.IN_PROGRESS
+        stored.owner = owner
+        stored.locked_until = now + lease
+        stored.created_at = now
+        stored.response_status = None
+        stored.response_body = None
+        stored.job_id = None
+        uow.session.add(stored)
+        await uow.commit()
+        return Claim(key=key, owner=owner)
+    raise ApiError(409, "idempotency_key_in_use", "The Idempotency-Key is busy; retry shortly.")
+
+
+async def record_idempotent_response(
+    uow: UnitOfWork,
+    app_id: UUID,
+    claim: Claim,
+    *,
+    status: int,
+    body: dict[str, Any],
+    job_id: UUID | None = None,
+) -> None:
+    """Store the answer in the caller's transaction (with the job it created, if any)."""
+    if claim.owner is None:
+        return
+    recorded = await IdempotencyRepository(uow.session).complete(
+        app_id, claim.key, claim.owner, status=status, body=body, job_id=job_id
+    )
+    if not recorded:  # our lease ran out and another request took the key over
+        raise ApiError(
+            409,
+            "idempotency_key_in_use",
+            "Another request with this Idempotency-Key took over; retry to get its answer.",
+        )
+
+
+async def release_idempotency_key(uow: UnitOfWork, app_id: UUID, claim: Claim) -> None:
+    """Give the key back after a failed attempt, so a retry runs the request again."""
+    if claim.owner is None:
+        return
+    try:
+        await IdempotencyRepository(uow.session).release(app_id, claim.key, claim.owner)
+        await uow.commit()
+    except Exception:  # the lease expires on its own
+        log.exception("could not release idempotency key")
+
+
+async def prune_idempotency_keys(uow: UnitOfWork, ttl: timedelta, limit: int = 1000) -> int:
+    pruned = await IdempotencyRepository(uow.session).prune(utcnow() - ttl, limit)
+    await uow.commit()
+    return pruned
 
 
 async def request_cancel(uow: UnitOfWork, caller: KeyOwner, job_id: UUID) -> JobRow:

@@ -1,12 +1,17 @@
 """Queries over the gateway's tables. Every job query is scoped by app id (tenant isolation)."""
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
+from sqlalchemy import delete, update
+from sqlalchemy import tuple_ as sa_tuple
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, JobRow
+from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, IdempotencyKeyRow, JobRow
 
 
 @dataclass(frozen=True)
@@ -83,12 +88,6 @@ class JobRepository:
         )
         return rows.first()
 
-    async def by_idempotency_key(self, app_id: UUID, key: str) -> JobRow | None:
-        rows = await self.session.exec(
-            select(JobRow).where(JobRow.app_id == app_id, JobRow.idempotency_key == key)
-        )
-        return rows.first()
-
     async def lock(self, app_id: UUID, job_id: UUID) -> JobRow | None:
         # Handlers for different topics run concurrently; the row lock serialises their
         # read-modify-write so no projection update is lost.
@@ -96,3 +95,75 @@ class JobRepository:
             select(JobRow).where(JobRow.app_id == app_id, JobRow.job_id == job_id).with_for_update()
         )
         return rows.first()
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_if_absent(self, row: IdempotencyKeyRow) -> bool:
+        """Insert the key as held by `row.owner`; False when the app already has this key."""
+        values = row.model_dump(exclude={"response_status", "response_body", "job_id"})
+        result = await self.session.exec(
+            insert(IdempotencyKeyRow)  # type: ignore[call-overload]
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["app_id", "key"])
+            .returning(IdempotencyKeyRow.key)  # type: ignore[arg-type]
+        )
+        return result.first() is not None
+
+    async def lock(self, app_id: UUID, key: str) -> IdempotencyKeyRow | None:
+        rows = await self.session.exec(
+            select(IdempotencyKeyRow)
+            .where(IdempotencyKeyRow.app_id == app_id, IdempotencyKeyRow.key == key)
+            .with_for_update()
+        )
+        return rows.first()
+
+    async def complete(
+        self,
+        app_id: UUID,
+        key: str,
+        owner: UUID,
+        *,
+        status: int,
+        body: dict[str, Any],
+        job_id: UUID | None,
+    ) -> bool:
+        """Record the answer; False when this request no longer holds the key."""
+        result = await self.session.exec(
+            update(IdempotencyKeyRow)  # type: ignore[call-overload]
+            .where(
+                col(IdempotencyKeyRow.app_id) == app_id,
+                col(IdempotencyKeyRow.key) == key,
+                col(IdempotencyKeyRow.owner) == owner,
+                col(IdempotencyKeyRow.state) == "in_progress",
+            )
+            .values(state="completed", response_status=status, response_body=body, job_id=job_id)
+        )
+        return bool(result.rowcount)
+
+    async def release(self, app_id: UUID, key: str, owner: UUID) -> None:
+        await self.session.exec(
+            delete(IdempotencyKeyRow).where(  # type: ignore[call-overload]
+                col(IdempotencyKeyRow.app_id) == app_id,
+                col(IdempotencyKeyRow.key) == key,
+                col(IdempotencyKeyRow.owner) == owner,
+                col(IdempotencyKeyRow.state) == "in_progress",
+            )
+        )
+
+    async def prune(self, older_than: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` keys created before `older_than`; returns how many."""
+        doomed = (
+            select(IdempotencyKeyRow.app_id, IdempotencyKeyRow.key)
+            .where(col(IdempotencyKeyRow.created_at) < older_than)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.exec(
+            delete(IdempotencyKeyRow).where(  # type: ignore[call-overload]
+                sa_tuple(col(IdempotencyKeyRow.app_id), col(IdempotencyKeyRow.key)).in_(doomed)
+            )
+        )
+        return int(result.rowcount or 0)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Column, DateTime, Index, String, func, text
+from sqlalchemy import Column, DateTime, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -53,13 +53,6 @@ class JobRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_jobs_app_created", "app_id", "created_at"),
         Index("ix_jobs_app_user_created", "app_id", "user_id", "created_at"),
-        Index(
-            "uq_jobs_app_idempotency_key",
-            "app_id",
-            "idempotency_key",
-            unique=True,
-            postgresql_where=text("idempotency_key IS NOT NULL"),
-        ),
     )
 
     job_id: UUID = Field(default_factory=uuid4, primary_key=True)
@@ -73,7 +66,6 @@ class JobRow(SQLModel, table=True):
     job_metadata: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column("metadata", JSONB, nullable=False)
     )
-    idempotency_key: str | None = Field(default=None, max_length=255)
     tokens_reserved: int | None = None
     tokens_charged: int | None = None
     tokens_refunded: int | None = None
@@ -99,3 +91,24 @@ class JobRow(SQLModel, table=True):
     settled_at: datetime | None = Field(
         default=None, sa_column=_ts(nullable=True, server_default=False)
     )
+
+
+class IdempotencyKeyRow(SQLModel, table=True):
+    """One Idempotency-Key of one app: who holds it, for which request, and the first answer.
+
+    Kept in the database (not in a replica's memory) so every gateway replica agrees.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)
+
+    app_id: UUID = Field(foreign_key="apps.id", primary_key=True)
+    key: str = Field(max_length=255, primary_key=True)
+    request_hash: str = Field(max_length=64)
+    state: str = Field(max_length=16)  # in_progress | completed
+    owner: UUID  # the request currently holding an in_progress key
+    locked_until: datetime = Field(sa_column=_ts(server_default=False))
+    response_status: int | None = None
+    response_body: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    job_id: UUID | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -1,13 +1,26 @@
 """Public API for apps: `/v1/*`, authenticated by `X-API-Key`."""
 
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Response, status
-from genhub_platform.deps import UowDep
+from fastapi.responses import JSONResponse
+from genhub_contracts import JobStatus
+from genhub_platform.deps import RuntimeDep, UowDep
+from genhub_platform.errors import ApiError
+from genhub_platform.runtime import Runtime
 
 from genhub_gateway import services
-from genhub_gateway.handlers.deps import AppDep, GatewayDep, UserIdDep, path_user_id
+from genhub_gateway.adapters.repositories import KeyOwner
+from genhub_gateway.domain import idempotency as idem
+from genhub_gateway.handlers.deps import (
+    AppDep,
+    Gateway,
+    GatewayDep,
+    UserIdDep,
+    path_user_id,
+)
 from genhub_gateway.schemas import (
     GenerateRequest,
     GrantOut,
@@ -27,7 +40,8 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
-        description="repeat a request safely: the same key returns the first result",
+        description="repeat a request safely: the same key and body return the first answer "
+        "(kept 24 h); another body is 422, a request still in flight 409",
     ),
 ]
 
@@ -39,25 +53,138 @@ def _job_uuid(job_id: str) -> UUID:
         raise services.job_not_found() from None
 
 
-@router.post("/generate", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+PreferHeader = Annotated[
+    list[str] | None,
+    Header(
+        alias="Prefer",
+        description="`wait=N` (0 < N <= 60): hold the answer until the job ends or N seconds pass",
+    ),
+]
+
+
+def _prefer_wait(prefer: list[str] | None) -> float | None:
+    try:
+        return idem.parse_prefer_wait(prefer)
+    except idem.InvalidPrefer as exc:
+        raise ApiError(400, "invalid_prefer", f"Invalid Prefer header: {exc}.") from None
+
+
+async def _claim(
+    runtime: Runtime, gateway: Gateway, caller: KeyOwner, key: str, request_hash: str
+) -> services.Claim:
+    settings = gateway.settings
+    async with runtime.uow() as claim_uow:
+        return await services.claim_idempotency_key(
+            claim_uow,
+            caller.app_id,
+            key,
+            request_hash,
+            ttl=timedelta(seconds=settings.idempotency_ttl_s),
+            lease=timedelta(seconds=settings.idempotency_lease_s),
+        )
+
+
+async def _release(runtime: Runtime, caller: KeyOwner, claim: services.Claim | None) -> None:
+    if claim is not None:
+        async with runtime.uow() as release_uow:
+            await services.release_idempotency_key(release_uow, caller.app_id, claim)
+
+
+async def _job_answer(
+    runtime: Runtime,
+    gateway: Gateway,
+    caller: KeyOwner,
+    job_id: UUID,
+    wait: float,
+    headers: dict[str, str],
+) -> Response:
+    """After `Prefer: wait`: 200 with the job once it ended, 402 when it was refused for
+    tokens, 202 while it still runs."""
+    headers = {**headers, "Preference-Applied": idem.format_wait(wait)}
+    job = await services.await_job(
+        runtime.sessions, caller.app_id, job_id, wait, gateway.settings.wait_poll_interval_s
+    )
+    code = idem.waited_status(job.status, job.error_code)
+    if code == status.HTTP_402_PAYMENT_REQUIRED:
+        details = job.error_details or {}
+        raise ApiError(
+            402,
+            "insufficient_tokens",
+            job.error_message or "Not enough tokens for this job.",
+            details=details,
+            headers=headers,
+            extra={
+                "job_id": str(job.job_id),
+                "balance": details.get("balance"),
+                "required": details.get("required"),
+            },
+        )
+    if code == status.HTTP_202_ACCEPTED:
+        accepted = JobAccepted(job_id=job.job_id, status=JobStatus(job.status))
+        return JSONResponse(accepted.model_dump(mode="json"), status_code=code, headers=headers)
+    async with runtime.sessions() as session:
+        view = await services.get_job(session, gateway.upstreams.storage, caller, job.job_id)
+    return JSONResponse(view.model_dump(mode="json"), status_code=code, headers=headers)
+
+
+@router.post(
+    "/generate",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses={
+        200: {"model": JobOut, "description": "with `Prefer: wait`: the job ended in time"},
+        402: {"description": "with `Prefer: wait`: refused for tokens (`balance`, `required`)"},
+        409: {"description": "`idempotency_key_in_use`: the first request is still running"},
+    },
+)
 async def generate(
     body: GenerateRequest,
     caller: AppDep,
     user_id: UserIdDep,
     gateway: GatewayDep,
+    runtime: RuntimeDep,
     uow: UowDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JobAccepted:
-    job, created = await services.submit_job(
-        uow, gateway.catalog, caller, user_id, body, idempotency_key
-    )
-    if created:
+    prefer: PreferHeader = None,
+) -> Response:
+    wait = _prefer_wait(prefer)
+    claim: services.Claim | None = None
+    if idempotency_key is not None:
+        request_hash = idem.fingerprint("POST /v1/generate", user_id, body.model_dump(mode="json"))
+        claim = await _claim(runtime, gateway, caller, idempotency_key, request_hash)
+        if claim.is_replay:
+            headers = {"Idempotent-Replayed": "true"}
+            if claim.replay_job_id is not None:
+                headers["Location"] = f"/v1/jobs/{claim.replay_job_id}"
+                if wait is not None:
+                    return await _job_answer(
+                        runtime, gateway, caller, claim.replay_job_id, wait, headers
+                    )
+            return JSONResponse(
+                claim.replay_body, status_code=claim.replay_status or 200, headers=headers
+            )
+    try:
+        job = await services.submit_job(uow, gateway.catalog, caller, user_id, body)
+        accepted = JobAccepted(job_id=job.job_id, status=JobStatus(job.status))
+        if claim is not None:
+            await services.record_idempotent_response(
+                uow,
+                caller.app_id,
+                claim,
+                status=status.HTTP_202_ACCEPTED,
+                body=accepted.model_dump(mode="json"),
+                job_id=job.job_id,
+            )
         await uow.commit()
-    else:
-        response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/v1/jobs/{job.job_id}"
-    return JobAccepted(job_id=job.job_id, status=job.status)
+    except Exception:
+        await _release(runtime, caller, claim)
+        raise
+    headers = {"Location": f"/v1/jobs/{job.job_id}"}
+    if wait is not None:
+        return await _job_answer(runtime, gateway, caller, job.job_id, wait, headers)
+    return JSONResponse(
+        accepted.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED, headers=headers
+    )
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
@@ -98,13 +225,38 @@ async def grant_tokens(
     grant: GrantRequest,
     caller: AppDep,
     gateway: GatewayDep,
+    runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
-) -> GrantOut:
+) -> Response:
     user_id = path_user_id(external_id)
-    body = await gateway.upstreams.billing.grant(
-        caller.app_id, user_id, grant.amount, grant.reason, idempotency_key
-    )
-    transfer_id = body.get("transfer_id")
-    return GrantOut.model_validate(
-        {**body, "user_id": user_id, "transfer_id": str(transfer_id) if transfer_id else None}
-    )
+    claim: services.Claim | None = None
+    if idempotency_key is not None:
+        request_hash = idem.fingerprint(
+            "POST /v1/users/{id}/tokens", user_id, grant.model_dump(mode="json")
+        )
+        claim = await _claim(runtime, gateway, caller, idempotency_key, request_hash)
+        if claim.is_replay:
+            return JSONResponse(
+                claim.replay_body,
+                status_code=claim.replay_status or status.HTTP_201_CREATED,
+                headers={"Idempotent-Replayed": "true"},
+            )
+    try:
+        # Billing dedupes grants by the key as well, so a retry after a lost answer is safe.
+        body = await gateway.upstreams.billing.grant(
+            caller.app_id, user_id, grant.amount, grant.reason, idempotency_key
+        )
+        transfer_id = body.get("transfer_id")
+        out = GrantOut.model_validate(
+            {**body, "user_id": user_id, "transfer_id": str(transfer_id) if transfer_id else None}
+        ).model_dump(mode="json")
+        if claim is not None:
+            async with runtime.uow() as record_uow:
+                await services.record_idempotent_response(
+                    record_uow, caller.app_id, claim, status=status.HTTP_201_CREATED, body=out
+                )
+                await record_uow.commit()
+    except Exception:
+        await _release(runtime, caller, claim)
+        raise
+    return JSONResponse(out, status_code=status.HTTP_201_CREATED)
