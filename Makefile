@@ -7,7 +7,7 @@ UV ?= $(shell bash deploy/local/ensure-uv.sh)
 PYTEST = $(UV) run --no-sync pytest -p no:cacheprovider
 NO_TESTS = || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: failing" >&2; exit $$rc; }
 
-.PHONY: help install infra-up up down logs status demo test test-unit test-e2e lint typecheck clean
+.PHONY: help install infra-up up down logs status demo test test-unit test-e2e lint clean bench-billing
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ lint: install ## ruff and mypy
 	@$(UV) run --no-sync ruff check .
 	@$(UV) run --no-sync ruff format --check .
 	@$(UV) run --no-sync mypy libs/contracts/src libs/platform/src
+
+bench-billing: infra-up ## billing reservation throughput and latency (prints figures)
+	@$(UV) run --no-sync python deploy/bench/bench_billing.py
 
 clean: down ## stop everything and delete local state (downloads stay cached)
 	rm -rf var
