@@ -57,9 +57,11 @@ async def main() -> int:
         async with AsyncGenhubAdmin(GATEWAY_URL, admin_token) as admin:
             api_key = await demo_api_key(admin)
     async with AsyncGenhub(GATEWAY_URL, api_key) as client:
-        balance = await client.grant_tokens(
+        # Idempotent: a second `make up` replays the first grant instead of adding tokens.
+        await client.grant_tokens(
             DEMO_USER, DEMO_GRANT, "demo seed", idempotency_key="demo-seed-grant"
         )
+        balance = await client.get_user(DEMO_USER)
     DEMO_ENV.write_text(
         f"GENHUB_URL={GATEWAY_URL}\nGENHUB_API_KEY={api_key}\nGENHUB_USER_ID={DEMO_USER}\n"
     )

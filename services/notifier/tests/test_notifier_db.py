@@ -534,6 +534,71 @@ async def test_a_retry_that_succeeds_is_delivered(sessions: SessionFactory, cloc
     assert len(receiver.requests) == 3
 
 
+async def test_410_gone_stops_the_delivery_at_once(sessions: SessionFactory, clock: Clock) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    await new_secret(sessions, app)
+    receiver = Receiver()
+    receiver.respond = lambda request: httpx.Response(410, text="gone")
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="5,30")
+    await apply(sessions, requested(app, job))
+    await apply(sessions, completed(app, job))
+
+    assert await dispatcher.drain() == 1
+    for _ in range(3):
+        clock.advance(3600)
+        assert await dispatcher.drain() == 0  # never retried
+
+    assert len(receiver.requests) == 1
+    [entry] = await log_for(sessions, app, job)
+    assert entry["status"] == "dead" and entry["next_attempt_at"] is None
+    assert entry["attempt_count"] == 1
+    assert entry["last_error"] == "endpoint_gone: endpoint answered 410"
+    [attempt] = entry["attempts"]
+    assert attempt["status_code"] == 410 and attempt["error"] == entry["last_error"]
+
+
+async def test_429_with_retry_after_is_retried_when_the_endpoint_asks(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    await new_secret(sessions, app)
+    receiver = Receiver()
+    answers = iter(
+        [
+            httpx.Response(429, headers={"retry-after": "120"}),  # later than the 5 s schedule
+            httpx.Response(503, headers={"retry-after": "Thu, 21 Nov 2024 12:12:00 GMT"}),
+            httpx.Response(204),
+        ]
+    )
+    receiver.respond = lambda request: next(answers)
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="5,30")
+    await apply(sessions, requested(app, job))
+    await apply(sessions, completed(app, job))
+
+    await dispatcher.drain()
+    [entry] = await log_for(sessions, app, job)
+    assert entry["status"] == "pending"
+    assert entry["next_attempt_at"] == (T0 + timedelta(seconds=120)).isoformat()
+    assert entry["last_error"] == "endpoint answered 429, Retry-After 120"
+
+    clock.advance(5)
+    assert await dispatcher.drain() == 0  # the schedule's 5 s is not enough: wait as asked
+    clock.advance(114)
+    assert await dispatcher.drain() == 0
+    clock.advance(1)
+    assert await dispatcher.drain() == 1  # at T0 + 120 s; the 503 asks for 12:12:00 (HTTP-date)
+    [entry] = await log_for(sessions, app, job)
+    assert entry["status"] == "pending"
+    assert entry["next_attempt_at"] == datetime(2024, 11, 21, 12, 12, tzinfo=UTC).isoformat()
+
+    clock.now = datetime(2024, 11, 21, 12, 12, tzinfo=UTC)
+    assert await dispatcher.drain() == 1
+    [entry] = await log_for(sessions, app, job)
+    assert entry["status"] == "delivered"
+    assert [a["status_code"] for a in entry["attempts"]] == [429, 503, 204]
+    assert len(receiver.requests) == 3
+
+
 async def test_storage_outage_is_a_retryable_attempt_without_a_post(
     sessions: SessionFactory, clock: Clock
 ) -> None:

@@ -8,11 +8,8 @@ import pytest
 from genhub_contracts import JobStatus
 from genhub_notifier.domain.body import OutputRef, WebhookData, build_body
 from genhub_notifier.domain.delivery import (
-    AttemptOutcome,
     DeliveryStatus,
-    InvalidTransition,
     WebhookEventType,
-    after_attempt,
     delivery_id,
     initial_status,
     is_success,
@@ -59,47 +56,6 @@ def test_initial_status_depends_on_the_subscription() -> None:
     assert initial_status(False, None) is DeliveryStatus.WAITING_SUBSCRIPTION
     assert initial_status(True, "https://a.example/h") is DeliveryStatus.PENDING
     assert initial_status(True, None) is DeliveryStatus.NO_ENDPOINT
-
-
-def test_success_delivers() -> None:
-    t = after_attempt(
-        DeliveryStatus.PENDING, 1, AttemptOutcome.SUCCEEDED, SCHEDULE, NOW, lambda: 0.5
-    )
-    assert t.status is DeliveryStatus.DELIVERED and t.next_attempt_at is None
-
-
-def test_failures_follow_the_schedule_then_die() -> None:
-    for attempt, base in enumerate((5, 30, 300, 1800), start=1):
-        t = after_attempt(
-            DeliveryStatus.PENDING, attempt, AttemptOutcome.RETRYABLE, SCHEDULE, NOW, lambda: 0.5
-        )
-        assert t.status is DeliveryStatus.PENDING
-        assert t.next_attempt_at == NOW + timedelta(seconds=base)
-    last = after_attempt(
-        DeliveryStatus.PENDING, 5, AttemptOutcome.RETRYABLE, SCHEDULE, NOW, lambda: 0.5
-    )
-    assert last.status is DeliveryStatus.DEAD
-
-
-def test_permanent_failure_dies_at_once() -> None:
-    t = after_attempt(
-        DeliveryStatus.PENDING, 1, AttemptOutcome.PERMANENT, SCHEDULE, NOW, lambda: 0.5
-    )
-    assert t.status is DeliveryStatus.DEAD
-
-
-@pytest.mark.parametrize(
-    "state",
-    [
-        DeliveryStatus.DELIVERED,
-        DeliveryStatus.DEAD,
-        DeliveryStatus.NO_ENDPOINT,
-        DeliveryStatus.WAITING_SUBSCRIPTION,
-    ],
-)
-def test_only_pending_deliveries_can_be_attempted(state: DeliveryStatus) -> None:
-    with pytest.raises(InvalidTransition):
-        after_attempt(state, 1, AttemptOutcome.SUCCEEDED, SCHEDULE, NOW, lambda: 0.5)
 
 
 def test_waiting_delivery_resolves_when_the_subscription_appears() -> None:

@@ -8,6 +8,7 @@ from genhub_client.models import (
     Job,
     JobError,
     JobOutput,
+    JobPage,
     JobTokens,
     UserBalance,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Job",
     "JobError",
     "JobOutput",
+    "JobPage",
     "JobTokens",
     "UserBalance",
     "WebhookVerificationError",

@@ -9,7 +9,7 @@ from uuid import UUID
 import httpx
 
 from genhub_client.errors import GenhubError
-from genhub_client.models import App, CreatedApp, Job, UserBalance
+from genhub_client.models import App, CreatedApp, Job, JobPage, UserBalance
 
 
 class _Client:
@@ -37,6 +37,7 @@ class _Client:
         path: str,
         *,
         json: Any = None,
+        params: dict[str, str | int] | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Any:
@@ -44,6 +45,7 @@ class _Client:
             method,
             path.lstrip("/"),
             json=json,
+            params=params,
             headers=headers,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
@@ -133,6 +135,29 @@ class AsyncGenhub(_Client):
 
     async def get_job(self, job_id: str | UUID) -> Job:
         return Job.model_validate(await self._request("GET", f"v1/jobs/{_id(job_id)}"))
+
+    async def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        user_id: str | None = None,
+        model: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of this app's jobs, newest first (`limit` 1-100). Pass the page's
+        `next_cursor` as `cursor` for the next one; it is None on the last page. Outputs in
+        the list have no URL: `get_job` fetches fresh ones."""
+        params: dict[str, str | int] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        if user_id is not None:
+            params["user_id"] = user_id
+        if model is not None:
+            params["model"] = model
+        if cursor is not None:
+            params["cursor"] = cursor
+        return JobPage.model_validate(await self._request("GET", "v1/jobs", params=params))
 
     async def wait_for_job(
         self, job_id: str | UUID, *, timeout: float = 60.0, poll_interval: float = 0.2

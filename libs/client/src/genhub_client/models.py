@@ -51,6 +51,13 @@ class Job(_Model):
         return self.status in TERMINAL_STATUSES
 
 
+class JobPage(_Model):
+    """One page of `list_jobs`: outputs carry no URL (use `get_job` for fresh ones)."""
+
+    jobs: list[Job] = Field(default_factory=list)
+    next_cursor: str | None = None
+
+
 class UserBalance(_Model):
     user_id: str
     balance: int

@@ -139,6 +139,16 @@ class JobOut(BaseModel):
     metadata: dict[str, Any]
 
 
+class JobPageOut(BaseModel):
+    jobs: list[JobOut] = Field(
+        description="newest first; outputs carry no `url` here (null): fetch the job for fresh "
+        "presigned URLs"
+    )
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
 class UserBalanceOut(BaseModel):
     user_id: str
     balance: int

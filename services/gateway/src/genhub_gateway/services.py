@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -35,6 +35,7 @@ from genhub_gateway.adapters.repositories import (
 from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, IdempotencyKeyRow, JobRow, utcnow
 from genhub_gateway.adapters.upstream import NotifierClient, StorageClient
 from genhub_gateway.domain import idempotency as idem
+from genhub_gateway.domain.cursor import InvalidCursor, decode_cursor, encode_cursor
 from genhub_gateway.domain.keys import NewKey, generate_key
 from genhub_gateway.domain.readmodel import JobProgress
 from genhub_gateway.schemas import (
@@ -42,6 +43,7 @@ from genhub_gateway.schemas import (
     JobErrorOut,
     JobOut,
     JobOutputOut,
+    JobPageOut,
     JobTokensOut,
     UpdateAppRequest,
 )
@@ -384,7 +386,56 @@ async def get_job(
     return render_job(job, files)
 
 
-def render_job(job: JobRow, files: list[dict[str, Any]] | None) -> JobOut:
+@dataclass(frozen=True)
+class JobFilters:
+    status: JobStatus | None = None
+    user_id: str | None = None
+    model: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # A timestamp without an offset is taken as UTC.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+async def list_jobs(
+    session: AsyncSession,
+    caller: KeyOwner,
+    filters: JobFilters,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> JobPageOut:
+    """One page of the caller's jobs, newest first. No storage calls: outputs have no URL."""
+    after = None
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor)
+        except InvalidCursor:
+            raise ApiError(422, "invalid_cursor", "The cursor is not valid.") from None
+    # One row more than asked tells whether another page follows.
+    rows = await JobRepository(session).page(
+        caller.app_id,
+        limit=limit + 1,
+        after=after,
+        status=filters.status.value if filters.status is not None else None,
+        user_id=filters.user_id,
+        model=filters.model,
+        created_after=_aware(filters.created_after),
+        created_before=_aware(filters.created_before),
+    )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].job_id) if len(rows) > limit else None
+    return JobPageOut(
+        jobs=[render_job(job, None, with_urls=False) for job in page], next_cursor=next_cursor
+    )
+
+
+def render_job(
+    job: JobRow, files: list[dict[str, Any]] | None, *, with_urls: bool = True
+) -> JobOut:
     by_index: dict[int, dict[str, Any]] = {int(o["index"]): dict(o) for o in job.outputs}
     for f in files or []:
         if "index" in f:
@@ -392,7 +443,7 @@ def render_job(job: JobRow, files: list[dict[str, Any]] | None) -> JobOut:
     outputs = [
         JobOutputOut(
             index=i,
-            url=o.get("url"),
+            url=o.get("url") if with_urls else None,
             content_type=o.get("content_type"),
             width=o.get("width"),
             height=o.get("height"),

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, update
+from sqlalchemy import and_, delete, or_, update
 from sqlalchemy import tuple_ as sa_tuple
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -87,6 +87,43 @@ class JobRepository:
             select(JobRow).where(JobRow.app_id == app_id, JobRow.job_id == job_id)
         )
         return rows.first()
+
+    async def page(
+        self,
+        app_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+        model: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[JobRow]:
+        """Up to `limit` of the app's jobs, newest first (ties by job id ascending, the order of
+        ix_jobs_app_created_desc_job), strictly after the key `after` in that order."""
+        query = select(JobRow).where(JobRow.app_id == app_id)
+        if status is not None:
+            query = query.where(JobRow.status == status)
+        if user_id is not None:
+            query = query.where(JobRow.user_id == user_id)
+        if model is not None:
+            query = query.where(JobRow.model == model)
+        if created_after is not None:
+            query = query.where(col(JobRow.created_at) >= created_after)
+        if created_before is not None:
+            query = query.where(col(JobRow.created_at) < created_before)
+        if after is not None:
+            last_created, last_id = after
+            query = query.where(
+                col(JobRow.created_at) <= last_created,
+                or_(
+                    col(JobRow.created_at) < last_created,
+                    and_(col(JobRow.created_at) == last_created, col(JobRow.job_id) > last_id),
+                ),
+            )
+        query = query.order_by(col(JobRow.created_at).desc(), col(JobRow.job_id)).limit(limit)
+        return list((await self.session.exec(query)).all())
 
     async def lock(self, app_id: UUID, job_id: UUID) -> JobRow | None:
         # Handlers for different topics run concurrently; the row lock serialises their

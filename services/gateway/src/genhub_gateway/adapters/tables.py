@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import Column, DateTime, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 
 def utcnow() -> datetime:
@@ -91,6 +91,15 @@ class JobRow(SQLModel, table=True):
     settled_at: datetime | None = Field(
         default=None, sa_column=_ts(nullable=True, server_default=False)
     )
+
+
+# `GET /v1/jobs`: one app's jobs newest first, ties by job id (keyset pagination).
+Index(
+    "ix_jobs_app_created_desc_job",
+    col(JobRow.app_id),
+    col(JobRow.created_at).desc(),
+    col(JobRow.job_id),
+)
 
 
 class IdempotencyKeyRow(SQLModel, table=True):

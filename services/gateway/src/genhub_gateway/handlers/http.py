@@ -1,10 +1,10 @@
 """Public API for apps: `/v1/*`, authenticated by `X-API-Key`."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from genhub_contracts import JobStatus
 from genhub_platform.deps import RuntimeDep, UowDep
@@ -14,6 +14,7 @@ from genhub_platform.runtime import Runtime
 from genhub_gateway import services
 from genhub_gateway.adapters.repositories import KeyOwner
 from genhub_gateway.domain import idempotency as idem
+from genhub_gateway.domain.identifiers import USER_ID_PATTERN
 from genhub_gateway.handlers.deps import (
     AppDep,
     Gateway,
@@ -27,6 +28,7 @@ from genhub_gateway.schemas import (
     GrantRequest,
     JobAccepted,
     JobOut,
+    JobPageOut,
     ModelListOut,
     ModelOut,
     UserBalanceOut,
@@ -185,6 +187,40 @@ async def generate(
     return JSONResponse(
         accepted.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED, headers=headers
     )
+
+
+@router.get("/jobs", response_model=JobPageOut)
+async def list_jobs(
+    caller: AppDep,
+    uow: UowDep,
+    job_status: Annotated[
+        JobStatus | None, Query(alias="status", description="only jobs in this status")
+    ] = None,
+    user_id: Annotated[
+        str | None, Query(pattern=USER_ID_PATTERN, description="only this end user's jobs")
+    ] = None,
+    model: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="ISO 8601, inclusive (no offset = UTC)")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="ISO 8601, exclusive (no offset = UTC)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page (opaque)")
+    ] = None,
+) -> JobPageOut:
+    """The app's jobs, newest first. Outputs have `url: null`: no storage call per job, so
+    the list stays cheap; `GET /v1/jobs/{id}` gives fresh presigned URLs."""
+    filters = services.JobFilters(
+        status=job_status,
+        user_id=user_id,
+        model=model,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    return await services.list_jobs(uow.session, caller, filters, limit=limit, cursor=cursor)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)

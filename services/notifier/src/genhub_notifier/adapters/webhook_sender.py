@@ -16,6 +16,7 @@ class SendResult:
     latency_ms: int
     response_excerpt: str | None
     error: str | None
+    retry_after: str | None = None  # the endpoint's `Retry-After` header, verbatim
 
 
 class WebhookSender:
@@ -80,7 +81,13 @@ class WebhookSender:
             excerpt = await _read_excerpt(response)
         finally:
             await response.aclose()
-        return SendResult(response.status_code, _ms_since(started), excerpt, None)
+        return SendResult(
+            response.status_code,
+            _ms_since(started),
+            excerpt,
+            None,
+            retry_after=response.headers.get("retry-after"),
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -3,19 +3,19 @@
 ```
 waiting_subscription ──subscription with url──▶ pending ──2xx──▶ delivered
         │  └─subscription without url / waited too long──▶ no_endpoint
-pending ──failure, schedule left──▶ pending (later)   ──failure, schedule done / refused──▶ dead
+pending ──failure, schedule left──▶ pending (later)
+pending ──failure, schedule done / URL refused / 410──▶ dead
 ```
+
+What an attempt's result means is decided in `domain.response.decide`.
 """
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from genhub_contracts import JobStatus
-
-from genhub_notifier.domain.retry import RetrySchedule
 
 # Fixed namespace: the same (job, event type) always maps to the same delivery id, on any replica.
 _DELIVERY_NAMESPACE = uuid.UUID("6f1d3a52-8a0e-4c55-9a57-3f4b1f0f2c11")
@@ -60,10 +60,6 @@ class AttemptOutcome(StrEnum):
     PERMANENT = "permanent"  # refused URL: retrying cannot help
 
 
-class InvalidTransition(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class Transition:
     status: DeliveryStatus
@@ -102,24 +98,3 @@ def resolve_waiting(
     if now - created_at >= max_wait:
         return Transition(DeliveryStatus.NO_ENDPOINT, None)
     return Transition(DeliveryStatus.WAITING_SUBSCRIPTION, now + recheck)
-
-
-def after_attempt(
-    current: DeliveryStatus,
-    attempts_made: int,
-    outcome: AttemptOutcome,
-    schedule: RetrySchedule,
-    now: datetime,
-    rand: Callable[[], float],
-) -> Transition:
-    """Where a pending delivery goes after its `attempts_made`-th attempt (1-based)."""
-    if current is not DeliveryStatus.PENDING:
-        raise InvalidTransition(f"cannot attempt a delivery in state {current}")
-    if outcome is AttemptOutcome.SUCCEEDED:
-        return Transition(DeliveryStatus.DELIVERED, None)
-    if outcome is AttemptOutcome.PERMANENT:
-        return Transition(DeliveryStatus.DEAD, None)
-    delay = schedule.delay_after(attempts_made, rand)
-    if delay is None:
-        return Transition(DeliveryStatus.DEAD, None)
-    return Transition(DeliveryStatus.PENDING, now + timedelta(seconds=delay))

@@ -27,14 +27,12 @@ from genhub_notifier.adapters.url_guard import ResolutionFailed, UrlGuard, UrlRe
 from genhub_notifier.adapters.webhook_sender import WebhookSender
 from genhub_notifier.domain.body import WebhookData, build_body
 from genhub_notifier.domain.delivery import (
-    AttemptOutcome,
     DeliveryStatus,
     Transition,
     WebhookEventType,
-    after_attempt,
-    is_success,
     resolve_waiting,
 )
+from genhub_notifier.domain.response import Outcome, decide, error_text
 from genhub_notifier.domain.retry import RetrySchedule
 from genhub_notifier.domain.signing import signed_headers
 
@@ -188,9 +186,9 @@ class Dispatcher:
         url = subscription.webhook_url or ""
         attempt_no = delivery.attempt_count + 1
         started = self._clock()
-        status_code: int | None = None
         latency_ms: int | None = None
         excerpt: str | None = None
+        send_error: str | None = None
         try:
             target = await self._guard.check(url)
             if encrypted_secret is None:
@@ -204,26 +202,23 @@ class Dispatcher:
             body = await self._body(delivery, subscription)
             headers = signed_headers(secret, delivery.id, int(started.timestamp()), body)
             result = await self._sender.post(target, headers, body)
-            status_code, latency_ms, excerpt = (
-                result.status_code,
+            latency_ms, excerpt, send_error = (
                 result.latency_ms,
                 result.response_excerpt,
+                result.error,
             )
             LATENCY.observe(result.latency_ms / 1000)
-            if status_code is not None and is_success(status_code):
-                outcome, error = AttemptOutcome.SUCCEEDED, None
-            else:
-                outcome = AttemptOutcome.RETRYABLE
-                error = result.error or f"endpoint answered {status_code}"
+            outcome = Outcome(status_code=result.status_code, retry_after=result.retry_after)
         except UrlRefused as exc:
-            outcome, error = AttemptOutcome.PERMANENT, f"{exc.code}: {exc.message}"
+            outcome, send_error = Outcome(refused=True), f"{exc.code}: {exc.message}"
         except (_RetryLater, ResolutionFailed, StorageUnavailable) as exc:
-            outcome, error = AttemptOutcome.RETRYABLE, str(exc)
+            outcome, send_error = Outcome(), str(exc)
 
         now = self._clock()
-        step = after_attempt(
-            DeliveryStatus.PENDING, attempt_no, outcome, self._config.schedule, now, self._rand
-        )
+        decision = decide(outcome, attempt_no, self._config.schedule, now, self._rand)
+        status_code = outcome.status_code
+        error = error_text(outcome, decision, send_error)
+        step = Transition(decision.status, decision.next_attempt_at)
         attempt = DeliveryAttempt(
             delivery_id=delivery.id,
             attempt_no=attempt_no,
@@ -234,7 +229,7 @@ class Dispatcher:
             response_excerpt=excerpt,
             error=error,
         )
-        ATTEMPTS.labels(outcome.value).inc()
+        ATTEMPTS.labels(decision.attempt_outcome.value).inc()
         log.info(
             "webhook attempt",
             extra={
@@ -244,8 +239,9 @@ class Dispatcher:
                 "attempt": attempt_no,
                 "status_code": status_code,
                 "latency_ms": latency_ms,
-                "outcome": outcome.value,
+                "outcome": decision.attempt_outcome.value,
                 "next_status": step.status.value,
+                "reason": decision.reason.value,
             },
         )
         await self._save(
