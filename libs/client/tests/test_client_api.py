@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
-from genhub_client import AsyncGenhub, AsyncGenhubAdmin, GenhubError, Job
+from genhub_client import AsyncGenhub, AsyncGenhubAdmin, GenhubError, Job, JobPage
 
 JOB_ID = "0b9f4c3e-3f7e-4a55-9d44-5a4f3b1c2d10"
 
@@ -20,6 +20,11 @@ class FakeGateway:
         path = request.url.path
         if request.url.host == "objects.example.com":
             return httpx.Response(200, content=b"PNGDATA")
+        if path == "/v1/jobs":
+            page = {"jobs": [job_body("queued")], "next_cursor": "c2"}
+            if request.url.params.get("cursor") == "c2":
+                page = {"jobs": [], "next_cursor": None}
+            return httpx.Response(200, json=page)
         if path == "/v1/generate":
             return httpx.Response(202, json={"job_id": JOB_ID, "status": "queued"})
         if path == f"/v1/jobs/{JOB_ID}":
@@ -202,3 +207,21 @@ async def test_generate_with_wait_raises_insufficient_tokens_with_balance() -> N
             await client.generate("u1", "mock", "x", wait=5)
     assert (exc.value.status, exc.value.code) == (402, "insufficient_tokens")
     assert (exc.value.body["balance"], exc.value.body["required"]) == (3, 10)
+
+
+async def test_list_jobs_sends_filters_and_follows_the_cursor(fake: FakeGateway) -> None:
+    async with client(fake) as c:
+        page = await c.list_jobs(status="queued", user_id="u@1", model="mock", limit=5)
+        assert isinstance(page, JobPage)
+        assert [j.job_id for j in page.jobs] == [JOB_ID] and page.next_cursor == "c2"
+        last = await c.list_jobs(cursor=page.next_cursor)
+        assert (last.jobs, last.next_cursor) == ([], None)
+    first, second = fake.requests
+    assert first.method == "GET" and first.url.path == "/v1/jobs"
+    assert dict(first.url.params) == {
+        "limit": "5",
+        "status": "queued",
+        "user_id": "u@1",
+        "model": "mock",
+    }
+    assert dict(second.url.params) == {"limit": "20", "cursor": "c2"}
