@@ -4,7 +4,6 @@ Only the test database is touched (never `genhub_billing`). Tests fail when Post
 down: `make test` starts it first.
 """
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from genhub_billing.cli import MIGRATIONS_DIR
 from genhub_contracts import Envelope, parse_event
 from genhub_platform.db import SessionFactory, make_session_factory
-from genhub_platform.migrations import upgrade_to_head
+from genhub_platform.testing import fresh_migrated_database
 from genhub_platform.uow import UnitOfWork
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -26,27 +25,13 @@ TEST_DB_URL = os.environ.get(
 )
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def _reset_schema() -> None:
-    conn = await asyncpg.connect(_plain(TEST_DB_URL), timeout=3)
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def migrated_db() -> str:
     """Rebuild the test schema from the migrations once per session (also tests them)."""
     try:
-        asyncio.run(_reset_schema())
+        return fresh_migrated_database(TEST_DB_URL, MIGRATIONS_DIR)
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"test database unavailable (run `make infra-up`): {exc}")
-    upgrade_to_head(MIGRATIONS_DIR, TEST_DB_URL)
-    return TEST_DB_URL
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,14 @@ The schema is rebuilt from the migrations once per session; tables are emptied p
 Tests using these fixtures fail when PostgreSQL is not reachable.
 """
 
-import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import pytest
 from genhub_orchestrator.cli import MIGRATIONS_DIR
 from genhub_platform.db import make_session_factory
-from genhub_platform.migrations import upgrade_to_head
+from genhub_platform.testing import fresh_migrated_database
 from genhub_platform.uow import UnitOfWork
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -26,40 +24,12 @@ TEST_DB = "genhub_orchestrator_test"
 TEST_URL = f"postgresql+asyncpg://{PG_USER}:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{TEST_DB}"
 
 
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-async def _reset_database() -> None:
-    admin = await asyncpg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD, database="postgres"
-    )
-    try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEST_DB)
-        if not exists:
-            await admin.execute(f'CREATE DATABASE "{TEST_DB}"')
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD, database=TEST_DB
-    )
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def orch_database() -> Iterator[str]:
-    if not _pg_reachable():
-        pytest.fail("PostgreSQL is not reachable (run `make infra-up`)")
-    asyncio.run(_reset_database())
-    upgrade_to_head(MIGRATIONS_DIR, TEST_URL)
-    yield TEST_URL
+    try:
+        yield fresh_migrated_database(TEST_URL, MIGRATIONS_DIR)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is not reachable (run `make infra-up`): {exc}")
 
 
 @pytest.fixture(scope="session")
