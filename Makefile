@@ -7,7 +7,7 @@ UV ?= $(shell bash deploy/local/ensure-uv.sh)
 PYTEST = $(UV) run --no-sync pytest -p no:cacheprovider
 NO_TESTS = || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: failing" >&2; exit $$rc; }
 
-.PHONY: help install infra-up up down logs status demo test test-unit test-e2e lint clean bench-billing
+.PHONY: help install infra-up up down logs status demo test test-unit test-e2e lint clean bench bench-gateway bench-billing bench-orchestrator bench-storage bench-notifier
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,8 +49,22 @@ lint: install ## ruff and mypy
 	@$(UV) run --no-sync ruff format --check .
 	@$(UV) run --no-sync mypy libs/contracts/src libs/platform/src
 
+bench: bench-gateway bench-billing bench-orchestrator bench-storage bench-notifier ## every benchmark
+
+bench-gateway: up ## gateway accept path: requests/s and p50/p95/p99 (prints figures)
+	@set -a; source var/secrets.env; set +a; $(UV) run --no-sync python deploy/bench/bench_gateway.py
+
 bench-billing: infra-up ## billing reservation throughput and latency (prints figures)
 	@$(UV) run --no-sync python deploy/bench/bench_billing.py
+
+bench-orchestrator: infra-up ## orchestrator dispatch overhead with the 0 ms mock (prints figures)
+	@$(UV) run --no-sync python deploy/bench/bench_orchestrator.py
+
+bench-storage: infra-up ## storage: 1024x1024 outputs processed per second (prints figures)
+	@$(UV) run --no-sync python deploy/bench/bench_storage.py
+
+bench-notifier: infra-up ## notifier deliveries/s and completed-to-first-attempt delay (prints figures)
+	@set -a; source var/secrets.env; set +a; $(UV) run --no-sync python deploy/bench/bench_notifier.py
 
 clean: down ## stop everything and delete local state (downloads stay cached)
 	rm -rf var

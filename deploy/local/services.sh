@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start/stop the five genhub services as background processes on loopback.
-# Usage: services.sh start|stop|status
+# Usage: services.sh start|stop|restart|status [service...]   (default: all five)
 # Each service migrates its own database first, then serves HTTP and consumes Kafka.
 set -euo pipefail
 COMPONENT=services
@@ -57,26 +57,42 @@ wait_ready() {
   done
 }
 
-case "${1:-}" in
-  start)
-    ensure_secrets
-    service_env
-    for svc in "${SERVICES[@]}"; do start_one "$svc"; done
-    for svc in "${SERVICES[@]}"; do wait_ready "$svc"; done
-    say "ready: gateway http://127.0.0.1:8080 (logs in $LOG_DIR)"
-    ;;
-  stop)
-    for svc in "${SERVICES[@]}"; do
-      COMPONENT=$svc stop_pid "$RUN_DIR/$svc.pid" "genhub-$svc" 20
-    done
+stop_all() {
+  for svc in "${SELECTED[@]}"; do
+    COMPONENT=$svc stop_pid "$RUN_DIR/$svc.pid" "genhub-$svc" 20
+  done
+}
+
+start_all() {
+  ensure_secrets
+  service_env
+  for svc in "${SELECTED[@]}"; do start_one "$svc"; done
+  for svc in "${SELECTED[@]}"; do wait_ready "$svc"; done
+  say "ready: ${SELECTED[*]} (gateway http://127.0.0.1:8080, logs in $LOG_DIR)"
+}
+
+ACTION=${1:-}
+shift || true
+SELECTED=("$@")
+((${#SELECTED[@]})) || SELECTED=("${SERVICES[@]}")
+for svc in "${SELECTED[@]}"; do
+  [[ -n "${PORTS[$svc]:-}" ]] || die "unknown service: $svc"
+done
+
+case "$ACTION" in
+  start) start_all ;;
+  stop) stop_all ;;
+  restart)
+    stop_all
+    start_all
     ;;
   status)
-    for svc in "${SERVICES[@]}"; do
+    for svc in "${SELECTED[@]}"; do
       if ready "${PORTS[$svc]}"; then echo "$svc: ready on ${PORTS[$svc]}"; else echo "$svc: down"; fi
     done
     ;;
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|restart|status [service...]" >&2
     exit 2
     ;;
 esac

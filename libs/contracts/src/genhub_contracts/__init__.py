@@ -22,15 +22,18 @@ from genhub_contracts.events import (
     parse_event,
 )
 from genhub_contracts.jobs import (
+    AppOptions,
     ErrorInfo,
     GenerationInput,
     JobSpec,
     OutputFile,
     StagedOutput,
+    Watermark,
 )
 
 __all__ = [
     "EVENT_TYPES",
+    "AppOptions",
     "BudgetExceeded",
     "Envelope",
     "ErrorCode",
@@ -53,6 +56,7 @@ __all__ = [
     "TokensRejected",
     "TokensReserved",
     "TokensSettled",
+    "Watermark",
     "parse_event",
     "topics",
 ]

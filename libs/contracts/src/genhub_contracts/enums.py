@@ -43,12 +43,14 @@ class ErrorCode(StrEnum):
     INVALID_OUTPUT = "invalid_output"
     NO_ROUTE = "no_route"
     CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
 
 
 class OutputFormat(StrEnum):
     PNG = "png"
     JPEG = "jpeg"
     WEBP = "webp"
+    PDF = "pdf"
 
 
 class Plan(StrEnum):

@@ -36,6 +36,7 @@ class JobStartedPayload(BaseModel):
     user_id: str
     provider: str
     attempt: int = 1
+    enhanced_prompt: str | None = None
 
 
 class JobGeneratedPayload(BaseModel):
@@ -46,6 +47,8 @@ class JobGeneratedPayload(BaseModel):
     output_format: str
     staged: list[StagedOutput]
     attempts: int = 1
+    cache_hit: bool = Field(default=False, description="staged keys are a cached job's outputs")
+    provider_cost_usd: str = Field(default="0", description="decimal string, for app budgets")
 
 
 class JobCompletedPayload(BaseModel):
@@ -56,6 +59,8 @@ class JobCompletedPayload(BaseModel):
     error: ErrorInfo | None = None
     provider: str | None = None
     attempts: int = 0
+    cache_hit: bool = False
+    provider_cost_usd: str = "0"
 
 
 class TokensSettledPayload(BaseModel):

@@ -1,6 +1,6 @@
 """Job-shaped building blocks that several events carry."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -25,6 +25,8 @@ class GenerationInput(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     style: str | None = Field(default=None, max_length=64)
     output_format: OutputFormat = OutputFormat.PNG
+    quality: Literal["standard", "hd"] = "standard"
+    dpi: int | None = Field(default=None, ge=72, le=600, description="pdf output only")
 
     @property
     def provider_params(self) -> dict[str, Any]:
@@ -32,8 +34,40 @@ class GenerationInput(BaseModel):
         return dict(self.model_extra or {})
 
 
+WatermarkPosition = Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"]
+
+
+class Watermark(BaseModel):
+    """Text stamped on free-tier outputs when the app asks for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = Field(min_length=1, max_length=64)
+    position: WatermarkPosition = "bottom-right"
+    opacity: float = Field(default=0.5, gt=0, le=1)
+
+
+class AppOptions(BaseModel):
+    """The app's settings that shape a job, snapshotted by the gateway when the job is accepted.
+
+    A snapshot (not a lookup) keeps every downstream service free of calls back to the gateway
+    and makes a job's behaviour independent of later edits to its app.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    cache: bool = True
+    charge_cache_hits: bool = False
+    enhance_prompt: bool = False
+    watermark: Watermark | None = None
+    output_retention_days: int = Field(default=90, ge=1, le=3650)
+
+
 class JobSpec(BaseModel):
-    """Everything downstream services need to run a job, fixed when it is accepted."""
+    """Everything downstream services need to run a job, fixed when it is accepted.
+
+    `plan` is the end user's tier: `free` routes cheapest-first and may be watermarked.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -44,6 +78,17 @@ class JobSpec(BaseModel):
     plan: Plan = Plan.FREE
     webhook_url: HttpUrl | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    cache: bool = Field(default=True, description="False opts this request out of the cache")
+    enhance_prompt: bool | None = Field(default=None, description="None: the app's default")
+    app: AppOptions = Field(default_factory=AppOptions)
+
+    @property
+    def uses_cache(self) -> bool:
+        return self.cache and self.app.cache
+
+    @property
+    def wants_enhancement(self) -> bool:
+        return self.app.enhance_prompt if self.enhance_prompt is None else self.enhance_prompt
 
 
 class StagedOutput(BaseModel):
