@@ -41,7 +41,6 @@ from genhub_contracts.events import (
 from genhub_notifier.adapters.secretbox import SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient
 from genhub_notifier.adapters.tables import Delivery, SigningSecret
-from genhub_notifier.adapters.url_guard import UrlGuard
 from genhub_notifier.adapters.webhook_sender import EXCERPT_BYTES, WebhookSender
 from genhub_notifier.domain.delivery import WebhookEventType, delivery_id
 from genhub_notifier.domain.retry import RetrySchedule
@@ -52,6 +51,7 @@ from genhub_notifier.services.secrets import create_signing_secret
 from genhub_platform.db import SessionFactory, make_session_factory
 from genhub_platform.errors import install_error_handlers
 from genhub_platform.migrations import upgrade_to_head
+from genhub_platform.netguard.guard import UrlGuard
 from genhub_platform.uow import UnitOfWork
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine

@@ -3,11 +3,11 @@
 from datetime import timedelta
 
 from fastapi import FastAPI
+from genhub_platform.netguard.guard import UrlGuard
 from genhub_platform.runtime import build_runtime, create_service_app
 
 from genhub_notifier.adapters.secretbox import SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient
-from genhub_notifier.adapters.url_guard import UrlGuard
 from genhub_notifier.adapters.webhook_sender import WebhookSender
 from genhub_notifier.config import Settings
 from genhub_notifier.domain.retry import RetrySchedule

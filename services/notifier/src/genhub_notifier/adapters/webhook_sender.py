@@ -4,8 +4,7 @@ import time
 from dataclasses import dataclass
 
 import httpx
-
-from genhub_notifier.adapters.url_guard import PinnedTarget
+from genhub_platform.netguard.guard import PinnedTarget
 
 EXCERPT_BYTES = 1024
 

@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from genhub_platform.db import SessionFactory
+from genhub_platform.netguard.guard import ResolutionFailed, UrlGuard, UrlRefused
 from prometheus_client import Counter, Histogram
 
 from genhub_notifier.adapters import repository as repo
 from genhub_notifier.adapters.secretbox import ConfigError, SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient, StorageUnavailable
 from genhub_notifier.adapters.tables import Delivery, DeliveryAttempt, JobSubscription
-from genhub_notifier.adapters.url_guard import ResolutionFailed, UrlGuard, UrlRefused
 from genhub_notifier.adapters.webhook_sender import WebhookSender
 from genhub_notifier.domain.body import WebhookData, build_body
 from genhub_notifier.domain.delivery import (

@@ -3,8 +3,13 @@
 import ipaddress
 
 import pytest
-from genhub_notifier.adapters.url_guard import ResolutionFailed, UrlGuard
-from genhub_notifier.domain.ssrf import UrlRefused, checked_addresses, parse_target, refusal_reason
+from genhub_platform.netguard.guard import ResolutionFailed, UrlGuard
+from genhub_platform.netguard.rules import (
+    UrlRefused,
+    checked_addresses,
+    parse_target,
+    refusal_reason,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,17 @@
-"""Resolve a webhook host and apply the SSRF rules (domain/ssrf.py) to every address."""
+"""Resolve a host and apply the SSRF rules (rules.py) to every address."""
 
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from genhub_notifier.domain.ssrf import IPAddress, checked_addresses, parse_target, refusal_reason
-from genhub_notifier.domain.ssrf import UrlRefused as UrlRefused
+from genhub_platform.netguard.rules import (
+    IPAddress,
+    checked_addresses,
+    parse_target,
+    refusal_reason,
+)
+from genhub_platform.netguard.rules import UrlRefused as UrlRefused
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -24,7 +29,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 class PinnedTarget:
     url: str
     host: str
-    addresses: tuple[IPAddress, ...]  # checked; the sender connects to these, in order
+    addresses: tuple[IPAddress, ...]  # checked; the caller connects to these, in order
 
 
 class UrlGuard:
@@ -41,11 +46,11 @@ class UrlGuard:
         if target.literal_ip is not None:
             reason = refusal_reason(target.literal_ip, allow_private=self._allow_private)
             if reason is not None:
-                raise UrlRefused("address_refused", f"webhook host is a {reason} address")
+                raise UrlRefused("address_refused", f"host is a {reason} address")
             return PinnedTarget(url, target.host, (target.literal_ip,))
         try:
             addresses = await self._resolve(target.host, target.port)
         except (OSError, UnicodeError) as exc:
-            raise ResolutionFailed(f"cannot resolve webhook host: {exc}") from exc
+            raise ResolutionFailed(f"cannot resolve host: {exc}") from exc
         checked = checked_addresses(addresses, allow_private=self._allow_private)
         return PinnedTarget(url, target.host, checked)

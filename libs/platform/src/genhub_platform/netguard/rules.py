@@ -1,7 +1,7 @@
-"""SSRF rules for webhook URLs: which URLs and which resolved addresses we refuse to call.
+"""SSRF rules for URLs: which URLs and which resolved addresses we refuse to call.
 
-Pure: the resolver lives in adapters/url_guard.py and feeds `checked_addresses` what it
-found; the sender then connects only to those addresses (pinned), so a second DNS answer cannot
+Pure: the resolver lives in guard.py and feeds `checked_addresses` what it
+found; the caller then connects only to those addresses (pinned), so a second DNS answer cannot
 swap in a private address between the check and the connection.
 """
 
@@ -14,7 +14,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_LENGTH = 2048
 
-# Cloud instance-metadata endpoints: never a webhook receiver, refused even when private is allowed.
+# Cloud instance-metadata endpoints: never a legitimate target, refused even if private is ok.
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
     for a in (
@@ -37,7 +37,7 @@ class UrlRefused(Exception):
 
 
 @dataclass(frozen=True)
-class WebhookTarget:
+class UrlTarget:
     url: str
     scheme: str
     host: str  # lower-case, without brackets
@@ -45,27 +45,27 @@ class WebhookTarget:
     literal_ip: IPAddress | None
 
 
-def parse_target(url: str, *, require_https: bool) -> WebhookTarget:
+def parse_target(url: str, *, require_https: bool) -> UrlTarget:
     if len(url) > MAX_URL_LENGTH:
-        raise UrlRefused("url_too_long", "webhook URL is too long")
+        raise UrlRefused("url_too_long", "URL is too long")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise UrlRefused("invalid_url", f"webhook URL is not valid: {exc}") from exc
+        raise UrlRefused("invalid_url", f"URL is not valid: {exc}") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise UrlRefused("invalid_scheme", "webhook URL must use http or https")
+        raise UrlRefused("invalid_scheme", "URL must use http or https")
     if require_https and scheme != "https":
-        raise UrlRefused("https_required", "webhook URL must use https")
+        raise UrlRefused("https_required", "URL must use https")
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        raise UrlRefused("invalid_url", "webhook URL has no host")
+        raise UrlRefused("invalid_url", "URL has no host")
     try:
         literal: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
         literal = None
-    return WebhookTarget(
+    return UrlTarget(
         url=url,
         scheme=scheme,
         host=host,
@@ -119,9 +119,9 @@ def checked_addresses(addresses: Iterable[str], *, allow_private: bool) -> tuple
         ip = ipaddress.ip_address(raw.split("%", 1)[0])  # drop an IPv6 zone id
         reason = refusal_reason(ip, allow_private=allow_private)
         if reason is not None:
-            raise UrlRefused("address_refused", f"webhook host resolves to a {reason} address")
+            raise UrlRefused("address_refused", f"host resolves to a {reason} address")
         if ip not in parsed:
             parsed.append(ip)
     if not parsed:
-        raise UrlRefused("unresolvable", "webhook host has no addresses")
+        raise UrlRefused("unresolvable", "host has no addresses")
     return tuple(parsed)
