@@ -27,7 +27,12 @@ service_env() {
   source "$SECRETS"
   set +a
   export GENHUB_ENV="${GENHUB_ENV:-local}"
+  # The local profile talks to receivers and images on loopback; production refuses them.
   export NOTIFIER_ALLOW_PRIVATE_WEBHOOKS="${NOTIFIER_ALLOW_PRIVATE_WEBHOOKS:-true}"
+  export GATEWAY_ALLOW_PRIVATE_URLS="${GATEWAY_ALLOW_PRIVATE_URLS:-true}"
+  export STORAGE_ALLOW_PRIVATE_URLS="${STORAGE_ALLOW_PRIVATE_URLS:-true}"
+  # Local profile: a compressed webhook retry schedule (seconds) so retries are observable.
+  export NOTIFIER_RETRY_SCHEDULE="${NOTIFIER_RETRY_SCHEDULE:-0,1,2,3,4}"
   export BILLING_URL="${BILLING_URL:-http://127.0.0.1:8081}"
   export ORCHESTRATOR_URL="${ORCHESTRATOR_URL:-http://127.0.0.1:8082}"
   export STORAGE_URL="${STORAGE_URL:-http://127.0.0.1:8083}"
