@@ -4,6 +4,10 @@ Consumption is at least once: offsets are committed only after the handler's tra
 commits (FastStream's NACK_ON_ERROR policy rewinds on an unhandled error). A message that cannot
 be decoded, or whose handler keeps failing on the same input, goes to `<topic>.dlq` with the
 error attached, so one poison message never blocks its partition.
+
+Hot topics can be consumed in batches (`EventConsumer.on_batch`): one unit of work per batch,
+one inbox statement for the whole batch, the handler sees every fresh event at once. A batch
+that fails is retried event by event, so a poison message is still dead-lettered alone.
 """
 
 import asyncio
@@ -12,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from uuid import UUID
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -24,7 +29,9 @@ from genhub_contracts import Envelope, topics
 from opentelemetry import trace
 from prometheus_client import REGISTRY, Counter
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_platform.settings import PlatformSettings
 from genhub_platform.uow import UnitOfWork
@@ -33,6 +40,7 @@ log = logging.getLogger(__name__)
 
 EventT = TypeVar("EventT", bound=Envelope[Any])
 Handler = Callable[[EventT, UnitOfWork], Awaitable[None]]
+BatchHandler = Callable[[list[EventT], UnitOfWork], Awaitable[None]]
 
 DEAD_LETTERS = Counter(
     "genhub_dead_letters_total", "Messages sent to a dead-letter topic", ["topic", "consumer"]
@@ -88,6 +96,36 @@ class _Registration:
     name: str
 
 
+@dataclass(frozen=True)
+class _BatchRegistration:
+    event_cls: type[Envelope[Any]]
+    handler: BatchHandler[Any]
+    name: str
+    max_records: int
+    timeout_ms: int
+    after_commit: Callable[[], None] | None
+
+
+_INBOX_MANY_SQL = text(
+    "INSERT INTO processed_events (consumer, event_id)"
+    " SELECT :consumer, id FROM unnest(CAST(:ids AS uuid[])) AS id"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
+async def record_first_deliveries(
+    session: AsyncSession, consumer: str, event_ids: Iterable[UUID]
+) -> set[UUID]:
+    """Inbox check for many events in one statement: the ids this consumer had not seen."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return set()
+    result = await session.exec(  # type: ignore[call-overload]
+        _INBOX_MANY_SQL, params={"consumer": consumer, "ids": ids}
+    )
+    return {row[0] for row in result.all()}
+
+
 class EventConsumer:
     """Registers handlers `async def handler(event, uow)` for contract events.
 
@@ -108,11 +146,12 @@ class EventConsumer:
         self._uow_factory = uow_factory
         self._max_attempts = max_attempts
         self._routes: dict[str, list[_Registration]] = {}
+        self._batch_routes: dict[str, _BatchRegistration] = {}
         self._bound = False
 
     @property
     def topics(self) -> list[str]:
-        return list(self._routes)
+        return [*self._routes, *self._batch_routes]
 
     def on(
         self, event_cls: type[EventT], *, name: str | None = None
@@ -120,10 +159,50 @@ class EventConsumer:
         def register(handler: Handler[EventT]) -> Handler[EventT]:
             if self._bound:
                 raise RuntimeError("register handlers before the broker starts")
+            if event_cls.TOPIC in self._batch_routes:
+                raise ValueError(f"{event_cls.TOPIC} is already consumed in batches")
             registration = _Registration(
                 event_cls, handler, f"{self._group_id}.{name or handler.__name__}"
             )
             self._routes.setdefault(event_cls.TOPIC, []).append(registration)
+            return handler
+
+        return register
+
+    def on_batch(
+        self,
+        event_cls: type[EventT],
+        *,
+        name: str | None = None,
+        max_records: int = 500,
+        timeout_ms: int = 5,
+        after_commit: Callable[[], None] | None = None,
+    ) -> Callable[[BatchHandler[EventT]], BatchHandler[EventT]]:
+        """Register `async def handler(events, uow)` for a topic consumed in batches.
+
+        Up to `max_records` messages (whatever arrived within `timeout_ms`) are applied in one
+        unit of work: the inbox is checked for all of them at once and the handler gets only
+        the events this consumer has not applied before, in delivery order. `after_commit`
+        runs after each committed batch (e.g. to wake an outbox relay for rows the handler
+        inserted in bulk). One batch handler per topic, and a batch topic has no other route.
+        """
+        if max_records < 1 or timeout_ms < 0:
+            raise ValueError("max_records must be >= 1 and timeout_ms >= 0")
+
+        def register(handler: BatchHandler[EventT]) -> BatchHandler[EventT]:
+            if self._bound:
+                raise RuntimeError("register handlers before the broker starts")
+            topic = event_cls.TOPIC
+            if topic in self._routes or topic in self._batch_routes:
+                raise ValueError(f"{topic} already has a handler")
+            self._batch_routes[topic] = _BatchRegistration(
+                event_cls,
+                handler,
+                f"{self._group_id}.{name or handler.__name__}",
+                max_records,
+                timeout_ms,
+                after_commit,
+            )
             return handler
 
         return register
@@ -134,7 +213,12 @@ class EventConsumer:
         One subscriber means one group member per process, so start-up costs one rebalance
         rather than one per topic.
         """
-        if self._bound or not self._routes:
+        if self._bound:
+            return
+        for registration in self._batch_routes.values():
+            self._bind_batch(registration)
+        self._bound = True
+        if not self._routes:
             return
 
         async def consume(message: KafkaMessage) -> None:
@@ -154,7 +238,87 @@ class EventConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
         )(consume)
-        self._bound = True
+
+    def _bind_batch(self, route: _BatchRegistration) -> None:
+        """A batch subscriber of its own (same group), so the other topics keep their path."""
+        topic = route.event_cls.TOPIC
+
+        async def consume_batch(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            records = raw if isinstance(raw, tuple | list) else (raw,)
+            decoded: list[tuple[Any, Envelope[Any]]] = []
+            for record in records:
+                try:
+                    decoded.append((record, route.event_cls.model_validate_json(record.value)))
+                except ValidationError as exc:
+                    await self._dead_letter_record(topic, route.name, record, exc)
+            if decoded:
+                await self._apply_batch(route, topic, decoded)
+
+        consume_batch.__name__ = f"{self._group_id}_{topic.replace('.', '_')}_batches"
+        self._broker.subscriber(
+            topic,
+            group_id=self._group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            batch=True,
+            max_records=route.max_records,
+            batch_timeout_ms=route.timeout_ms,
+        )(consume_batch)
+
+    async def _apply_batch(
+        self, route: _BatchRegistration, topic: str, decoded: list[tuple[Any, Envelope[Any]]]
+    ) -> None:
+        """Apply a batch in one unit of work; if it fails, apply its events one by one."""
+        unique: dict[UUID, tuple[Any, Envelope[Any]]] = {}
+        for record, event in decoded:
+            unique.setdefault(event.event_id, (record, event))
+        pairs = list(unique.values())
+        attempts = self._max_attempts if len(pairs) == 1 else 1
+        last_error: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._uow_factory() as uow:
+                    fresh = await record_first_deliveries(
+                        uow.session, route.name, (event.event_id for _, event in pairs)
+                    )
+                    events = [event for _, event in pairs if event.event_id in fresh]
+                    if skipped := len(pairs) - len(events):
+                        DUPLICATES.labels(route.name).inc(skipped)
+                        log.info("%d duplicate event(s) skipped by %s", skipped, route.name)
+                    if events:
+                        await route.handler(events, uow)
+                    await uow.commit()
+                if route.after_commit is not None and events:
+                    route.after_commit()
+                return
+            except TRANSIENT_ERRORS:
+                log.warning("transient failure in %s; will redeliver", route.name, exc_info=True)
+                await asyncio.sleep(min(2.0, 0.2 * attempt))
+                raise
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    await asyncio.sleep(0.5)
+                    raise
+                last_error = exc
+            except Exception as exc:
+                last_error = exc
+            log.warning(
+                "batch handler %s failed on %d event(s) (attempt %d/%d)",
+                route.name,
+                len(pairs),
+                attempt,
+                attempts,
+                exc_info=last_error,
+            )
+            await asyncio.sleep(0.05 * 2**attempt)
+        assert last_error is not None
+        if len(pairs) > 1:
+            # One bad event must not sink the others: isolate it.
+            for pair in pairs:
+                await self._apply_batch(route, topic, [pair])
+            return
+        await self._dead_letter_record(topic, route.name, pairs[0][0], last_error)
 
     async def _apply(
         self,
@@ -196,12 +360,38 @@ class EventConsumer:
             await asyncio.sleep(0.05 * 2**attempt)
         await self._dead_letter(topic, consumer_name, message, last_error)
 
+    async def _dead_letter_record(
+        self, topic: str, consumer_name: str, record: Any, error: Exception
+    ) -> None:
+        """Dead-letter one raw consumer record of a batch (headers are byte pairs there)."""
+        headers: dict[str, str] = {}
+        for key, value in getattr(record, "headers", None) or ():
+            with contextlib.suppress(UnicodeDecodeError, AttributeError):
+                headers[key] = value.decode()
+        await self._send_dead_letter(
+            topic, consumer_name, record.value or b"", getattr(record, "key", None), headers, error
+        )
+
     async def _dead_letter(
         self, topic: str, consumer_name: str, message: Any, error: Exception
     ) -> None:
+        headers = {k: v for k, v in (message.headers or {}).items() if isinstance(v, str)}
+        raw = message.raw_message
+        await self._send_dead_letter(
+            topic, consumer_name, message.body, getattr(raw, "key", None), headers, error
+        )
+
+    async def _send_dead_letter(
+        self,
+        topic: str,
+        consumer_name: str,
+        body: bytes,
+        key: bytes | None,
+        headers: dict[str, str],
+        error: Exception,
+    ) -> None:
         DEAD_LETTERS.labels(topic, consumer_name).inc()
         log.error("dead-lettering message from %s: %s", topic, error)
-        headers = {k: v for k, v in (message.headers or {}).items() if isinstance(v, str)}
         headers.update(
             {
                 "dlq-error": f"{type(error).__name__}: {error}"[:1000],
@@ -209,10 +399,7 @@ class EventConsumer:
                 "dlq-source-topic": topic,
             }
         )
-        raw = message.raw_message
-        await self._broker.publish(
-            message.body, topic=topics.dlq(topic), key=getattr(raw, "key", None), headers=headers
-        )
+        await self._broker.publish(body, topic=topics.dlq(topic), key=key, headers=headers)
 
 
 async def ensure_topics(
