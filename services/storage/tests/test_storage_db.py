@@ -125,7 +125,9 @@ async def test_processor_commits_rows_outcome_and_outbox_event_together(sessions
             staged=[StagedOutput(index=0, bucket="genhub", key=key)],
         ),
     )
-    processor = OutputProcessor(blobs, OutputPolicy(ImageLimits(10**7, 10**7), 90))
+    processor = OutputProcessor(
+        blobs, OutputPolicy(ImageLimits(10**7, 10**7), 90, spec_wait=timedelta(0))
+    )
 
     async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
         await processor.complete_job(event, uow)

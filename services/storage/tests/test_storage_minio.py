@@ -62,7 +62,7 @@ async def test_handler_path_writes_output_and_deletes_staged(store: ObjectStore)
     blobs = BlobStore(store)
     processor = OutputProcessor(
         blobs,
-        OutputPolicy(ImageLimits(25 * 1024 * 1024, 40_000_000), 90),
+        OutputPolicy(ImageLimits(25 * 1024 * 1024, 40_000_000), 90, spec_wait=timedelta(0)),
         repo_for=lambda _: FakeRepo(),
     )
     uow = FakeUow()

@@ -6,9 +6,11 @@ the platform consumer treats as transient and redelivers instead of dead-letteri
 """
 
 import asyncio
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from genhub_platform.objectstore import ObjectStore
+from genhub_platform.objectstore import ObjectStore, ObjectStoreSettings
+from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -26,9 +28,31 @@ class ObjectTooLarge(Exception):
         self.max_bytes = max_bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    key: str
+    last_modified: datetime | None
+
+
+def _listing_client(settings: ObjectStoreSettings) -> Minio:
+    """The platform ObjectStore has no listing; the sweep and erasure need one."""
+    endpoint, secure = settings.endpoint, settings.secure
+    for scheme, is_secure in (("https://", True), ("http://", False)):
+        if endpoint.startswith(scheme):
+            endpoint, secure = endpoint.removeprefix(scheme).rstrip("/"), is_secure
+    return Minio(
+        endpoint,
+        access_key=settings.access_key,
+        secret_key=settings.secret_key.get_secret_value(),
+        secure=secure,
+        region=settings.region,
+    )
+
+
 class BlobStore:
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, settings: ObjectStoreSettings | None = None) -> None:
         self._store = store
+        self._lister = _listing_client(settings or ObjectStoreSettings())
 
     @property
     def bucket(self) -> str:
@@ -64,8 +88,26 @@ class BlobStore:
         except (S3Error, Urllib3Error) as exc:
             raise ObjectStoreUnavailable(f"deleting {key}: {exc}") from exc
 
-    def presign_get(self, key: str, ttl: timedelta) -> str:
-        return self._store.presign_get(key, ttl)
+    def presign_get(self, key: str, ttl: timedelta, *, download_name: str | None = None) -> str:
+        return self._store.presign_get(key, ttl, download_name=download_name)
+
+    async def list(self, prefix: str, *, limit: int = 10_000) -> list[Listed]:
+        """Objects under `prefix` (recursive), at most `limit` per call."""
+
+        def run() -> list[Listed]:
+            found = []
+            for obj in self._lister.list_objects(self.bucket, prefix=prefix, recursive=True):
+                if obj.object_name is None:
+                    continue
+                found.append(Listed(obj.object_name, obj.last_modified))
+                if len(found) >= limit:
+                    break
+            return found
+
+        try:
+            return await asyncio.to_thread(run)
+        except (S3Error, Urllib3Error) as exc:
+            raise ObjectStoreUnavailable(f"listing {prefix}: {exc}") from exc
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
         """Readiness: the bucket answers (a stat of a missing key is a fine answer)."""

@@ -1,18 +1,43 @@
-"""Database access for published objects and job outcomes. Every query filters by app_id."""
+"""Database access for files, job outcomes, job specs and uploads. Every query filters by app_id
+(the sweep's cross-tenant scans return rows that carry their app_id)."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
+from sqlalchemy import delete, func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genhub_storage.adapters.tables import JobOutcome, OutputObject
+from genhub_storage.adapters.tables import JobOutcome, JobSpecRow, OutputObject, UploadObject
+
+_OBJECT_FIELDS = (
+    "id",
+    "app_id",
+    "job_id",
+    "index",
+    "user_id",
+    "key",
+    "thumbnail_key",
+    "size_bytes",
+    "width",
+    "height",
+    "content_type",
+    "sha256",
+    "watermark",
+    "expires_at",
+)
 
 
 class ObjectRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def commit(self) -> None:
+        await self._session.commit()
+
+    # -- outcomes -------------------------------------------------------------------------
 
     async def outcome(self, app_id: UUID, job_id: UUID) -> JobOutcome | None:
         result = await self._session.exec(
@@ -35,30 +60,35 @@ class ObjectRepository:
         )
         return result.first() is not None
 
+    # -- job specs ------------------------------------------------------------------------
+
+    async def save_spec(self, spec: JobSpecRow) -> None:
+        values = spec.model_dump(exclude={"created_at"})
+        await self._session.exec(
+            insert(JobSpecRow).values(**values).on_conflict_do_nothing(index_elements=["job_id"])
+        )
+
+    async def spec(self, app_id: UUID, job_id: UUID) -> JobSpecRow | None:
+        result = await self._session.exec(
+            select(JobSpecRow).where(JobSpecRow.job_id == job_id, JobSpecRow.app_id == app_id)
+        )
+        return result.first()
+
+    async def prune_specs(self, created_before: datetime) -> int:
+        result = await self._session.exec(
+            delete(JobSpecRow).where(col(JobSpecRow.created_at) < created_before)
+        )
+        return int(result.rowcount or 0)
+
+    # -- files ----------------------------------------------------------------------------
+
     async def add_objects(self, objects: Sequence[OutputObject]) -> int:
         """Insert objects; rows for an (app, job, index) already recorded are left as they are."""
         if not objects:
             return 0
         result = await self._session.exec(
             insert(OutputObject)
-            .values(
-                [
-                    {
-                        "id": o.id,
-                        "app_id": o.app_id,
-                        "job_id": o.job_id,
-                        "index": o.index,
-                        "key": o.key,
-                        "size_bytes": o.size_bytes,
-                        "width": o.width,
-                        "height": o.height,
-                        "content_type": o.content_type,
-                        "sha256": o.sha256,
-                        "expires_at": o.expires_at,
-                    }
-                    for o in objects
-                ]
-            )
+            .values([{f: getattr(o, f) for f in _OBJECT_FIELDS} for o in objects])
             .on_conflict_do_nothing(index_elements=["app_id", "job_id", "index"])
             .returning(col(OutputObject.id))
         )
@@ -71,3 +101,103 @@ class ObjectRepository:
             .order_by(col(OutputObject.index))
         )
         return list(result.all())
+
+    async def lock_content(self, app_id: UUID, sha256: str) -> None:
+        """Serialise everyone who adds or drops a reference to this app's bytes (until commit)."""
+        conn = await self._session.connection()
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+            {"k": f"{app_id}:{sha256}"},
+        )
+
+    async def file_with_content(self, app_id: UUID, sha256: str) -> OutputObject | None:
+        result = await self._session.exec(
+            select(OutputObject)
+            .where(OutputObject.app_id == app_id, OutputObject.sha256 == sha256)
+            .limit(1)
+        )
+        return result.first()
+
+    async def file_by_key(self, app_id: UUID, key: str) -> OutputObject | None:
+        result = await self._session.exec(
+            select(OutputObject)
+            .where(OutputObject.app_id == app_id, OutputObject.key == key)
+            .order_by(col(OutputObject.expires_at).desc())
+            .limit(1)
+        )
+        return result.first()
+
+    async def key_referenced(self, app_id: UUID, key: str) -> bool:
+        result = await self._session.exec(
+            select(func.count())
+            .select_from(OutputObject)
+            .where(
+                OutputObject.app_id == app_id,
+                (col(OutputObject.key) == key) | (col(OutputObject.thumbnail_key) == key),
+            )
+        )
+        return bool(result.one())
+
+    async def expired_files(self, now: datetime, limit: int) -> list[OutputObject]:
+        result = await self._session.exec(
+            select(OutputObject)
+            .where(col(OutputObject.expires_at) <= now)
+            .order_by(col(OutputObject.expires_at))
+            .limit(limit)
+        )
+        return list(result.all())
+
+    async def files_of(self, app_id: UUID, user_id: str | None, limit: int) -> list[OutputObject]:
+        query = select(OutputObject).where(OutputObject.app_id == app_id)
+        if user_id is not None:
+            query = query.where(OutputObject.user_id == user_id)
+        result = await self._session.exec(query.limit(limit))
+        return list(result.all())
+
+    async def delete_files(self, app_id: UUID, ids: Sequence[UUID]) -> None:
+        await self._session.exec(
+            delete(OutputObject).where(
+                col(OutputObject.app_id) == app_id, col(OutputObject.id).in_(list(ids))
+            )
+        )
+
+    # -- uploads --------------------------------------------------------------------------
+
+    async def add_upload(self, upload: UploadObject) -> None:
+        self._session.add(upload)
+        await self._session.flush()
+
+    async def upload(self, app_id: UUID, key: str) -> UploadObject | None:
+        result = await self._session.exec(
+            select(UploadObject).where(UploadObject.app_id == app_id, UploadObject.key == key)
+        )
+        return result.first()
+
+    async def expired_uploads(self, now: datetime, limit: int) -> list[UploadObject]:
+        result = await self._session.exec(
+            select(UploadObject)
+            .where(col(UploadObject.expires_at) <= now)
+            .order_by(col(UploadObject.expires_at))
+            .limit(limit)
+        )
+        return list(result.all())
+
+    async def uploads_of(self, app_id: UUID, user_id: str | None, limit: int) -> list[UploadObject]:
+        query = select(UploadObject).where(UploadObject.app_id == app_id)
+        if user_id is not None:
+            query = query.where(UploadObject.user_id == user_id)
+        result = await self._session.exec(query.limit(limit))
+        return list(result.all())
+
+    async def delete_uploads(self, app_id: UUID, keys: Sequence[str]) -> None:
+        await self._session.exec(
+            delete(UploadObject).where(
+                col(UploadObject.app_id) == app_id, col(UploadObject.key).in_(list(keys))
+            )
+        )
+
+    async def erase_specs(self, app_id: UUID, user_id: str | None) -> None:
+        query = delete(JobSpecRow).where(col(JobSpecRow.app_id) == app_id)
+        if user_id is not None:
+            query = query.where(col(JobSpecRow.user_id) == user_id)
+        await self._session.exec(query)

@@ -1,0 +1,36 @@
+"""What a job's spec decides for its outputs: watermark, retention, pdf resolution."""
+
+from dataclasses import dataclass
+
+from genhub_contracts import Plan
+from genhub_contracts.jobs import JobSpec, Watermark
+
+from genhub_storage.domain.images import DEFAULT_DPI
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRules:
+    plan: str
+    app_watermark: Watermark | None  # what the app asks for; applied to free users only
+    retention_days: int
+    dpi: int = DEFAULT_DPI
+
+    @property
+    def watermark(self) -> Watermark | None:
+        """Free-tier users get the app's watermark; paid tiers never do (unknown = paid)."""
+        return self.app_watermark if self.plan == Plan.FREE.value else None
+
+
+def rules_from_spec(spec: JobSpec) -> OutputRules:
+    return OutputRules(
+        plan=spec.plan.value,
+        app_watermark=spec.app.watermark,
+        retention_days=spec.app.output_retention_days,
+        dpi=spec.input.dpi or DEFAULT_DPI,
+    )
+
+
+def default_rules(retention_days: int) -> OutputRules:
+    """When job.requested was never seen: no watermark (never mark a possibly paid user's
+    output), the deployment's retention, the default dpi."""
+    return OutputRules(plan="unknown", app_watermark=None, retention_days=retention_days)
