@@ -24,6 +24,7 @@ def obj(app_id: UUID, job_id: UUID, index: int, expires_at: datetime) -> OutputO
         job_id=job_id,
         index=index,
         key=f"outputs/{app_id}/{job_id}/{index}.png",
+        thumbnail_key=f"outputs/{app_id}/{job_id}/{index}.thumb.webp",
         size_bytes=1234 + index,
         width=64,
         height=32,
@@ -120,3 +121,48 @@ async def test_malformed_ids_are_a_4xx(setup) -> None:
     client, _ = setup
     resp = await client.get("/internal/apps/not-a-uuid/jobs/also-not/files")
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_error"
+
+
+async def test_listing_carries_thumbnail_urls(setup) -> None:
+    client, repo = setup
+    app, job = uuid4(), uuid4()
+    await repo.add_objects([obj(app, job, 0, NOW + timedelta(days=1))])
+    first = (await client.get(f"/internal/apps/{app}/jobs/{job}/files")).json()["files"][0]
+    assert first["thumbnail_url"].startswith(f"https://s3.test/genhub/outputs/{app}/{job}/0.thumb")
+
+
+async def test_file_url_is_fresh_and_names_the_download(setup) -> None:
+    client, repo = setup
+    app, job = uuid4(), uuid4()
+    await repo.add_objects([obj(app, job, 0, NOW + timedelta(days=1))])
+
+    plain = await client.get(f"/internal/apps/{app}/jobs/{job}/files/0/url")
+    named = await client.get(
+        f"/internal/apps/{app}/jobs/{job}/files/0/url",
+        params={"download": "true", "filename": 'my "cat"\r\n.png'},
+    )
+    default = await client.get(
+        f"/internal/apps/{app}/jobs/{job}/files/0/url", params={"download": "true"}
+    )
+
+    assert plain.status_code == 200
+    assert plain.json()["url"] == f"https://s3.test/genhub/outputs/{app}/{job}/0.png?ttl=3600"
+    assert datetime.fromisoformat(plain.json()["expires_at"]) == NOW + timedelta(hours=1)
+    assert named.json()["url"].endswith("&download=my_cat_.png")  # header-safe name
+    assert default.json()["url"].endswith(f"&download={job}-0.png")
+
+
+async def test_file_url_errors(setup) -> None:
+    client, repo = setup
+    app, job, intruder = uuid4(), uuid4(), uuid4()
+    await repo.add_objects(
+        [obj(app, job, 0, NOW - timedelta(seconds=1)), obj(app, job, 1, NOW + timedelta(days=1))]
+    )
+
+    expired = await client.get(f"/internal/apps/{app}/jobs/{job}/files/0/url")
+    missing = await client.get(f"/internal/apps/{app}/jobs/{job}/files/7/url")
+    foreign = await client.get(f"/internal/apps/{intruder}/jobs/{job}/files/1/url")
+
+    assert expired.status_code == 410 and expired.json()["error"]["code"] == "expired"
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "not_found"
