@@ -58,20 +58,47 @@ def test_keys_rotate_first_encrypts_any_decrypts() -> None:
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NOTIFIER_RETRY_SCHEDULE_S", "1,2")
+    monkeypatch.setenv("NOTIFIER_RETRY_SCHEDULE", "0,1,2")
+    monkeypatch.setenv("NOTIFIER_RETRY_JITTER", "0.1")
+    monkeypatch.setenv("NOTIFIER_SECRET_ROTATION_GRACE_S", "60")
     monkeypatch.setenv("NOTIFIER_ALLOW_PRIVATE_WEBHOOKS", "true")
     monkeypatch.setenv("NOTIFIER_DATABASE_URL", "postgresql://u:p@h:5432/n")
     settings = Settings()
     assert settings.service_name == "notifier" and settings.http_port == 8084
     assert settings.allow_private_webhooks is True
     assert settings.async_database_url == "postgresql+asyncpg://u:p@h:5432/n"
-    assert dispatch_config(settings).schedule.delays_s == (1, 2)
-    assert not settings.require_https
+    config = dispatch_config(settings)
+    assert config.schedule.delays_s == (1, 2) and config.schedule.max_attempts == 3
+    assert config.schedule.jitter == 0.1
+    assert settings.secret_rotation_grace_s == 60
+    assert not settings.require_https  # local profile: plain http allowed
     monkeypatch.setenv("GENHUB_ENV", "production")
     assert Settings().require_https
 
 
 def test_a_bad_retry_schedule_fails_validation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NOTIFIER_RETRY_SCHEDULE_S", "5,soon")
+    monkeypatch.setenv("NOTIFIER_RETRY_SCHEDULE", "5,soon")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_production_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "NOTIFIER_RETRY_SCHEDULE",
+        "NOTIFIER_RETRY_JITTER",
+        "NOTIFIER_WEBHOOK_TIMEOUT_S",
+        "NOTIFIER_SECRET_ROTATION_GRACE_S",
+        "NOTIFIER_ENDPOINT_DISABLE_AFTER_S",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GENHUB_ENV", "test")
+    settings = Settings()
+    config = dispatch_config(settings)
+    # immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+    assert config.schedule.initial_delay_s == 0
+    assert config.schedule.delays_s == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert config.schedule.max_attempts == 8 and config.schedule.jitter == 0.2
+    assert settings.webhook_timeout_s == 15
+    assert config.disable_after.total_seconds() == 5 * 86400
+    assert settings.secret_rotation_grace_s == 86400
+    assert settings.require_https  # https required outside the local profile

@@ -30,23 +30,30 @@ from genhub_contracts import (
     JobRequested,
     JobSpec,
     JobStatus,
+    LowBalance,
     RejectReason,
     TokensRejected,
+    TokensSettled,
 )
 from genhub_contracts.events import (
     JobCompletedPayload,
     JobRequestedPayload,
+    LowBalancePayload,
     TokensRejectedPayload,
+    TokensSettledPayload,
 )
 from genhub_notifier.adapters.secretbox import SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient
-from genhub_notifier.adapters.tables import Delivery, SigningSecret
+from genhub_notifier.adapters.tables import Message, SigningSecret
 from genhub_notifier.adapters.webhook_sender import EXCERPT_BYTES, WebhookSender
-from genhub_notifier.domain.delivery import WebhookEventType, delivery_id
+from genhub_notifier.domain.delivery import WebhookEventType, job_message_id
 from genhub_notifier.domain.retry import RetrySchedule
 from genhub_notifier.handlers.http import router
-from genhub_notifier.services import deliveries, events
+from genhub_notifier.services import deliveries
 from genhub_notifier.services.dispatcher import DispatchConfig, Dispatcher
+from genhub_notifier.services.endpoints import EndpointService
+from genhub_notifier.services.events import EventRecorder
+from genhub_notifier.services.fanout import FanoutConfig
 from genhub_notifier.services.secrets import create_signing_secret
 from genhub_platform.db import SessionFactory, make_session_factory
 from genhub_platform.errors import install_error_handlers
@@ -65,6 +72,8 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 PUBLIC_IP = "93.184.216.34"
 BOX = SecretBox([SecretBox.generate_key()])
 T0 = datetime(2024, 11, 21, 12, 0, tzinfo=UTC)
+# Most tests do not care about billing's tokens.settled: no wait for it.
+FANOUT = FanoutConfig(settlement_wait=timedelta(0))
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -111,8 +120,8 @@ async def sessions(engine: AsyncEngine) -> SessionFactory:
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "TRUNCATE delivery_attempts, deliveries, job_subscriptions, signing_secrets,"
-                " processed_events, outbox"
+                "TRUNCATE delivery_attempts, deliveries, messages, endpoints, job_subscriptions,"
+                " job_settlements, signing_secrets, processed_events, outbox"
             )
         )
     return make_session_factory(engine)
@@ -177,10 +186,13 @@ def make_dispatcher(
     *,
     resolver_answer: list[str] | None = None,
     storage: Handler = storage_files,
-    schedule: str = "5,30",
+    schedule: str = "0,5,30",
     allow_private: bool = False,
     real_network: bool = False,
     max_in_flight: int = 32,
+    per_endpoint: int = 4,
+    fanout: FanoutConfig = FANOUT,
+    disable_after: timedelta = timedelta(days=5),
 ) -> Dispatcher:
     answer = resolver_answer or [PUBLIC_IP]
 
@@ -206,7 +218,10 @@ def make_dispatcher(
         config=DispatchConfig(
             schedule=RetrySchedule.parse(schedule),
             max_in_flight=max_in_flight,
+            max_in_flight_per_endpoint=per_endpoint,
             lease=timedelta(seconds=60),
+            fanout=fanout,
+            disable_after=disable_after,
         ),
         guard=guard,
         sender=sender,
@@ -266,11 +281,16 @@ def completed(
     )
 
 
-async def apply(sessions: SessionFactory, event: Any, now: datetime = T0) -> None:
+async def apply(
+    sessions: SessionFactory, event: Any, now: datetime = T0, fanout: FanoutConfig = FANOUT
+) -> None:
+    recorder = EventRecorder(fanout)
     handler = {
-        JobRequested: events.remember_job,
-        JobCompleted: events.record_completion,
-        TokensRejected: events.record_rejection,
+        JobRequested: recorder.remember_job,
+        JobCompleted: recorder.record_completion,
+        TokensRejected: recorder.record_rejection,
+        TokensSettled: recorder.remember_settlement,
+        LowBalance: recorder.record_low_balance,
     }[type(event)]
     async with uow_for(sessions) as uow:
         await handler(uow, event, now)
@@ -281,7 +301,18 @@ async def log_for(
     sessions: SessionFactory, app_id: uuid.UUID, job_id: uuid.UUID | None = None
 ) -> list[dict[str, Any]]:
     async with uow_for(sessions) as uow:
-        return await deliveries.delivery_log(uow, app_id, job_id, 50)
+        page = await deliveries.delivery_log(uow, app_id, job_id=job_id, limit=200)
+        return list(page["deliveries"])
+
+
+async def message_statuses(
+    sessions: SessionFactory, app_id: uuid.UUID, job_id: uuid.UUID | None = None
+) -> list[str]:
+    async with sessions() as session:
+        query = select(Message).where(Message.app_id == app_id)
+        if job_id is not None:
+            query = query.where(Message.job_id == job_id)
+        return [m.status for m in (await session.exec(query)).all()]
 
 
 def verify(secret: str, headers: Any, body: bytes) -> bool:
@@ -314,7 +345,7 @@ async def test_succeeded_job_is_delivered_signed_with_fresh_output_urls(
     # Pinned to the checked address; Host keeps the name.
     assert request.url.host == PUBLIC_IP
     assert request.headers["host"] == "hooks.example.com"
-    assert request.headers["webhook-id"] == delivery_id(job, WebhookEventType.SUCCEEDED)
+    assert request.headers["webhook-id"] == job_message_id(job, WebhookEventType.SUCCEEDED)
     assert request.headers["webhook-timestamp"] == str(int(T0.timestamp()))
     assert verify(secret, request.headers, request.content)
     body = json.loads(request.content)
@@ -421,8 +452,9 @@ async def test_completion_before_request_waits_for_the_subscription(
 
     await apply(sessions, completed(app, job))
     await dispatcher.drain()
-    [entry] = await log_for(sessions, app, job)
-    assert entry["status"] == "waiting_subscription" and receiver.requests == []
+    assert await log_for(sessions, app, job) == []
+    assert await message_statuses(sessions, app, job) == ["waiting"]
+    assert receiver.requests == []
 
     clock.advance(1)
     await apply(sessions, requested(app, job, metadata={"late": True}), now=clock.now)
@@ -446,8 +478,8 @@ async def test_waiting_for_a_subscription_is_bounded(
         clock.advance(6 * 60)  # past the 5 s recheck each time; 18 min > 15 min bound
     await dispatcher.drain()
 
-    [entry] = await log_for(sessions, app, job)
-    assert entry["status"] == "no_endpoint" and entry["attempts"] == []
+    assert await log_for(sessions, app, job) == []
+    assert await message_statuses(sessions, app, job) == ["no_endpoint"]
     assert receiver.requests == []
 
 
@@ -459,7 +491,8 @@ async def test_job_without_webhook_url_has_no_endpoint(
     await apply(sessions, requested(app, job, url=None))
     await apply(sessions, completed(app, job))
     await make_dispatcher(sessions, clock, receiver).drain()
-    assert [e["status"] for e in await log_for(sessions, app, job)] == ["no_endpoint"]
+    assert await log_for(sessions, app, job) == []
+    assert await message_statuses(sessions, app, job) == ["no_endpoint"]
     assert receiver.requests == []
 
 
@@ -473,7 +506,7 @@ async def test_failures_retry_on_schedule_with_the_same_id_then_die(
     secret = await new_secret(sessions, app)
     receiver = Receiver()
     receiver.respond = lambda request: httpx.Response(500, content=b"x" * 5000)
-    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="5,30")
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="0,5,30")
     await apply(sessions, requested(app, job))
     await apply(sessions, completed(app, job))
 
@@ -493,14 +526,15 @@ async def test_failures_retry_on_schedule_with_the_same_id_then_die(
 
     assert len(receiver.requests) == 3
     assert {r.headers["webhook-id"] for r in receiver.requests} == {
-        delivery_id(job, WebhookEventType.SUCCEEDED)
+        job_message_id(job, WebhookEventType.SUCCEEDED)
     }
     assert [r.headers["webhook-timestamp"] for r in receiver.requests] == [
         str(int((T0 + timedelta(seconds=s)).timestamp())) for s in (0, 5, 35)
     ]
     assert all(verify(secret, r.headers, r.content) for r in receiver.requests)
     [entry] = await log_for(sessions, app, job)
-    assert entry["status"] == "dead" and entry["attempt_count"] == 3
+    assert entry["status"] == "failed" and entry["attempt_count"] == 3
+    assert entry["last_error"] == "retries_exhausted: endpoint answered 500"
     assert [a["attempt"] for a in entry["attempts"]] == [1, 2, 3]
     for attempt in entry["attempts"]:
         assert attempt["status_code"] == 500
@@ -520,7 +554,7 @@ async def test_a_retry_that_succeeds_is_delivered(sessions: SessionFactory, cloc
         ]
     )
     receiver.respond = lambda request: next(answers)
-    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="5,30,60")
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="0,5,30,60")
     await apply(sessions, requested(app, job))
     await apply(sessions, completed(app, job))
     for step in (0, 5, 30):
@@ -539,7 +573,7 @@ async def test_410_gone_stops_the_delivery_at_once(sessions: SessionFactory, clo
     await new_secret(sessions, app)
     receiver = Receiver()
     receiver.respond = lambda request: httpx.Response(410, text="gone")
-    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="5,30")
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="0,5,30")
     await apply(sessions, requested(app, job))
     await apply(sessions, completed(app, job))
 
@@ -550,7 +584,7 @@ async def test_410_gone_stops_the_delivery_at_once(sessions: SessionFactory, clo
 
     assert len(receiver.requests) == 1
     [entry] = await log_for(sessions, app, job)
-    assert entry["status"] == "dead" and entry["next_attempt_at"] is None
+    assert entry["status"] == "failed" and entry["next_attempt_at"] is None
     assert entry["attempt_count"] == 1
     assert entry["last_error"] == "endpoint_gone: endpoint answered 410"
     [attempt] = entry["attempts"]
@@ -571,7 +605,7 @@ async def test_429_with_retry_after_is_retried_when_the_endpoint_asks(
         ]
     )
     receiver.respond = lambda request: next(answers)
-    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="5,30")
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="0,5,30")
     await apply(sessions, requested(app, job))
     await apply(sessions, completed(app, job))
 
@@ -641,8 +675,8 @@ async def test_private_address_is_refused_and_dead_without_a_request(
     await make_dispatcher(sessions, clock, receiver, resolver_answer=["169.254.169.254"]).drain()
     assert receiver.requests == []
     [entry] = await log_for(sessions, app, job)
-    assert entry["status"] == "dead"
-    assert entry["last_error"].startswith("address_refused")
+    assert entry["status"] == "failed"
+    assert entry["last_error"].startswith("url_refused: address_refused")
 
 
 # --- concurrency --------------------------------------------------------------------------------
@@ -719,7 +753,17 @@ async def test_an_expired_lease_lets_another_replica_take_over(
         from genhub_notifier.adapters import repository as repo
 
         assert (
-            len(await repo.claim_due(session, T0, 10, T0 + timedelta(seconds=60), uuid.uuid4()))
+            len(
+                await repo.claim_due(
+                    session,
+                    T0,
+                    10,
+                    T0 + timedelta(seconds=60),
+                    uuid.uuid4(),
+                    per_target={},
+                    target_limit=4,
+                )
+            )
             == 1
         )
 
@@ -747,7 +791,8 @@ async def test_another_tenants_event_never_uses_this_tenants_subscription(
 
     assert receiver.requests == []
     assert await log_for(sessions, app) == []
-    assert [e["status"] for e in await log_for(sessions, intruder)] == ["waiting_subscription"]
+    assert await log_for(sessions, intruder) == []
+    assert await message_statuses(sessions, intruder) == ["waiting"]
 
 
 # --- a real receiver over the network -----------------------------------------------------------
@@ -810,10 +855,17 @@ async def test_real_receiver_is_refused_when_private_webhooks_are_not_allowed(
     await apply(sessions, completed(app, job))
     await make_dispatcher(sessions, clock, real_network=True, allow_private=False).drain()
     assert _Capture.received == []
-    assert (await log_for(sessions, app, job))[0]["status"] == "dead"
+    assert (await log_for(sessions, app, job))[0]["status"] == "failed"
 
 
 # --- HTTP routes --------------------------------------------------------------------------------
+
+
+GRACE = timedelta(hours=24)
+
+
+async def _public_resolver(host: str, port: int) -> list[str]:
+    return [PUBLIC_IP]
 
 
 class _Runtime:
@@ -829,7 +881,8 @@ async def api(sessions: SessionFactory) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.state.runtime = _Runtime(sessions)
     install_error_handlers(app)
-    app.include_router(router(BOX))
+    guard = UrlGuard(allow_private=False, require_https=False, resolver=_public_resolver)
+    app.include_router(router(BOX, EndpointService(BOX, guard, GRACE), GRACE))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://n"
     ) as client:
@@ -885,7 +938,8 @@ async def test_delivery_log_lists_attempts_filtered_by_app_and_job(
         await api.get(f"/internal/apps/{app}/deliveries", params={"job_id": str(jobs[0])})
     ).json()
     [entry] = one["deliveries"]
-    assert entry["id"] == delivery_id(jobs[0], WebhookEventType.FAILED)
+    assert entry["webhook_id"] == job_message_id(jobs[0], WebhookEventType.FAILED)
+    assert entry["id"].startswith("dlv_")
     assert entry["type"] == "job.failed" and entry["status"] == "delivered"
     assert entry["url"] == "https://hooks.example.com/genhub"
     assert entry["attempts"][0]["status_code"] == 204
@@ -893,15 +947,16 @@ async def test_delivery_log_lists_attempts_filtered_by_app_and_job(
     foreign = await api.get(
         f"/internal/apps/{other_app}/deliveries", params={"job_id": str(jobs[0])}
     )
-    assert foreign.json() == {"deliveries": []}
+    assert foreign.json() == {"deliveries": [], "next_cursor": None}
 
 
-async def test_delivery_rows_are_unique_per_job_and_type(sessions: SessionFactory) -> None:
+async def test_messages_are_unique_per_job_and_type(sessions: SessionFactory) -> None:
     app, job = uuid.uuid4(), uuid.uuid4()
     await apply(sessions, completed(app, job))
     await apply(sessions, completed(app, job, JobStatus.FAILED))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
     async with sessions() as session:
-        rows = (await session.exec(select(Delivery).where(Delivery.job_id == job))).all()
+        rows = (await session.exec(select(Message).where(Message.job_id == job))).all()
     assert sorted(r.event_type for r in rows) == ["job.failed", "job.succeeded"]
     assert ipaddress.ip_address(PUBLIC_IP).is_global
 
@@ -921,3 +976,493 @@ async def test_undecryptable_secret_is_a_logged_retryable_attempt(
     [entry] = await log_for(sessions, app, job)
     assert entry["status"] == "pending" and entry["attempt_count"] == 1
     assert "cannot be decrypted" in entry["attempts"][0]["error"]
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+ENDPOINTS = EndpointService(
+    BOX, UrlGuard(allow_private=False, require_https=False, resolver=_public_resolver), GRACE
+)
+
+
+async def new_endpoint(
+    sessions: SessionFactory,
+    app_id: uuid.UUID,
+    url: str = "https://hooks.example.com/ep",
+    event_types: list[str] | None = None,
+) -> tuple[str, str]:
+    async with uow_for(sessions) as uow:
+        view, secret = await ENDPOINTS.create(
+            uow, app_id, url=url, description="", event_types=event_types, enabled=True
+        )
+    return view["id"], secret
+
+
+def by_path(receiver: Receiver, path: str) -> list[httpx.Request]:
+    return [r for r in receiver.requests if r.url.path == path]
+
+
+def settled_event(app: uuid.UUID, job: uuid.UUID, charged: int = 20) -> TokensSettled:
+    return TokensSettled.new(
+        app_id=app,
+        job_id=job,
+        payload=TokensSettledPayload(
+            user_id="user-1", outcome="posted", charged=charged, refunded=0, balance_after=80
+        ),
+    )
+
+
+async def test_endpoint_management_api_and_tenant_isolation(
+    api: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    app, other = uuid.uuid4(), uuid.uuid4()
+    base = f"/internal/apps/{app}/endpoints"
+    created = await api.post(
+        base,
+        json={
+            "url": "https://hooks.example.com/a",
+            "description": "orders",
+            "event_types": ["job.failed", "job.succeeded"],
+        },
+    )
+    assert created.status_code == 201
+    endpoint, secret = created.json()["endpoint"], created.json()["secret"]
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) >= 24
+    assert endpoint["url"] == "https://hooks.example.com/a" and endpoint["enabled"] is True
+    assert endpoint["event_types"] == ["job.failed", "job.succeeded"]
+    assert endpoint["disabled_reason"] is None and endpoint["created_at"]
+    eid = endpoint["id"]
+    async with sessions() as session:
+        row = (await session.exec(text("SELECT secret_encrypted FROM endpoints"))).one()  # type: ignore[call-overload]
+    assert secret not in row[0] and BOX.decrypt(row[0]) == secret  # encrypted at rest
+
+    assert [e["id"] for e in (await api.get(base)).json()["endpoints"]] == [eid]
+    patched = await api.patch(f"{base}/{eid}", json={"event_types": None, "enabled": False})
+    assert patched.status_code == 200
+    assert patched.json()["endpoint"]["event_types"] is None
+    assert patched.json()["enabled"] is False
+    assert patched.json()["disabled_reason"] == "disabled_by_app"
+    again = await api.patch(f"{base}/{eid}", json={"enabled": True, "description": "all"})
+    assert again.json()["enabled"] is True and again.json()["disabled_reason"] is None
+    assert (await api.get(f"{base}/{eid}")).json()["description"] == "all"
+
+    # Another app sees, changes, rotates and deletes nothing of this one.
+    foreign = f"/internal/apps/{other}/endpoints"
+    assert (await api.get(foreign)).json() == {"endpoints": []}
+    for response in (
+        await api.get(f"{foreign}/{eid}"),
+        await api.patch(f"{foreign}/{eid}", json={"enabled": False}),
+        await api.post(f"{foreign}/{eid}/rotate-secret"),
+        await api.delete(f"{foreign}/{eid}"),
+    ):
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert (await api.get(f"{base}/{eid}")).json()["enabled"] is True
+
+    assert (await api.delete(f"{base}/{eid}")).status_code == 204
+    assert (await api.get(f"{base}/{eid}")).status_code == 404
+
+
+async def test_bad_endpoints_are_refused_with_a_code(api: httpx.AsyncClient) -> None:
+    base = f"/internal/apps/{uuid.uuid4()}/endpoints"
+    for url, reason in (
+        ("http://10.0.0.7/h", "address_refused"),
+        ("http://169.254.169.254/latest", "address_refused"),
+        ("ftp://hooks.example.com/h", None),
+    ):
+        response = await api.post(base, json={"url": url})
+        assert response.status_code == 422, url
+        assert response.json()["error"]["code"] == "url_refused"
+        if reason:
+            assert response.json()["error"]["details"]["reason"] == reason
+    bad_types = await api.post(
+        base, json={"url": "https://hooks.example.com/h", "event_types": ["job.exploded"]}
+    )
+    assert bad_types.status_code == 422
+    assert bad_types.json()["error"]["code"] == "invalid_event_types"
+    assert (await api.get(base)).json() == {"endpoints": []}
+
+
+async def test_events_fan_out_to_matching_endpoints_each_signed_with_its_own_secret(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    _, all_secret = await new_endpoint(sessions, app, "https://hooks.example.com/all")
+    _, fail_secret = await new_endpoint(
+        sessions, app, "https://hooks.example.com/failures", ["job.failed"]
+    )
+    receiver = Receiver()
+    failed_job, ok_job = uuid.uuid4(), uuid.uuid4()
+    for job, status in ((failed_job, JobStatus.FAILED), (ok_job, JobStatus.SUCCEEDED)):
+        await apply(sessions, requested(app, job, url=None))
+        await apply(sessions, completed(app, job, status))
+    await make_dispatcher(sessions, clock, receiver).drain()
+
+    all_hooks, failure_hooks = (
+        by_path(receiver, "/all"),
+        by_path(receiver, "/failures"),
+    )
+    assert sorted(json.loads(r.content)["type"] for r in all_hooks) == [
+        "job.failed",
+        "job.succeeded",
+    ]
+    [failure] = failure_hooks
+    assert json.loads(failure.content)["type"] == "job.failed"
+    assert all(verify(all_secret, r.headers, r.content) for r in all_hooks)
+    assert verify(fail_secret, failure.headers, failure.content)
+    assert not verify(all_secret, failure.headers, failure.content)
+    # One message, one webhook-id, whatever the endpoint.
+    [same] = [r for r in all_hooks if json.loads(r.content)["type"] == "job.failed"]
+    assert same.headers["webhook-id"] == failure.headers["webhook-id"]
+    assert same.headers["webhook-id"] == job_message_id(failed_job, WebhookEventType.FAILED)
+    entries = await log_for(sessions, app)
+    assert len(entries) == 3 and {e["status"] for e in entries} == {"delivered"}
+    assert all(e["endpoint_id"] for e in entries)
+
+
+async def test_a_jobs_own_url_overrides_the_apps_endpoints(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    app_secret = await new_secret(sessions, app)
+    await new_endpoint(sessions, app, "https://hooks.example.com/ep")
+    receiver = Receiver()
+    await apply(sessions, requested(app, job, url="https://job.example.com/mine"))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    await make_dispatcher(sessions, clock, receiver).drain()
+    [request] = receiver.requests
+    assert request.headers["host"] == "job.example.com"
+    assert verify(app_secret, request.headers, request.content)
+    [entry] = await log_for(sessions, app)
+    assert entry["endpoint_id"] is None and entry["url"] == "https://job.example.com/mine"
+
+
+async def test_tokens_charged_come_from_tokens_settled_which_the_message_waits_for(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    await new_endpoint(sessions, app)
+    waiting = FanoutConfig(settlement_wait=timedelta(seconds=30))
+    receiver = Receiver()
+    dispatcher = make_dispatcher(sessions, clock, receiver, fanout=waiting)
+    late, early, never = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for job in (late, early, never):
+        await apply(sessions, requested(app, job, url=None), fanout=waiting)
+    await apply(sessions, settled_event(app, early, charged=7), fanout=waiting)
+    for job in (late, early, never):
+        await apply(sessions, completed(app, job), fanout=waiting)
+    await dispatcher.drain()
+    assert [json.loads(r.content)["data"]["job_id"] for r in receiver.requests] == [str(early)]
+    assert await message_statuses(sessions, app, late) == ["waiting"]
+
+    clock.advance(2)
+    await apply(sessions, settled_event(app, late, charged=20), now=clock.now, fanout=waiting)
+    await dispatcher.drain()  # woken by the settlement, not by the recheck
+    clock.advance(30)
+    await dispatcher.drain()  # `never` stops waiting for billing after 30 s
+    charged = {
+        json.loads(r.content)["data"]["job_id"]: json.loads(r.content)["data"]["tokens_charged"]
+        for r in receiver.requests
+    }
+    assert charged == {str(early): 7, str(late): 20, str(never): None}
+    body = json.loads(receiver.requests[0].content)["data"]
+    assert body["requested_at"] and body["completed_at"] == "2024-11-21T12:00:00Z"
+    assert body["metadata"] == {"order": 42} and body["tokens_refunded"] == 0
+
+
+async def test_low_balance_goes_to_endpoints_that_want_it(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    _, secret = await new_endpoint(
+        sessions, app, "https://hooks.example.com/low", ["tokens.low_balance"]
+    )
+    await new_endpoint(sessions, app, "https://hooks.example.com/jobs", ["job.succeeded"])
+    receiver = Receiver()
+    event = LowBalance.new(
+        app_id=app, payload=LowBalancePayload(user_id="user-9", balance=3, threshold=10)
+    )
+    await apply(sessions, event)
+    await apply(sessions, event)  # a redelivered event is one message
+    await make_dispatcher(sessions, clock, receiver).drain()
+    [request] = receiver.requests
+    assert request.url.path == "/low" and verify(secret, request.headers, request.content)
+    body = json.loads(request.content)
+    assert body["type"] == "tokens.low_balance"
+    assert body["data"] == {"user_id": "user-9", "balance": 3, "threshold": 10}
+
+
+async def test_410_disables_the_endpoint_and_tells_the_apps_other_endpoints(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    gone_id, _ = await new_endpoint(sessions, app, "https://hooks.example.com/gone")
+    await new_endpoint(sessions, app, "https://hooks.example.com/ok")
+    receiver = Receiver()
+    receiver.respond = lambda r: httpx.Response(410 if r.url.path == "/gone" else 200)
+    dispatcher = make_dispatcher(sessions, clock, receiver)
+    job = uuid.uuid4()
+    await apply(sessions, requested(app, job, url=None))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    await dispatcher.drain()
+
+    ok_types = [json.loads(r.content)["type"] for r in by_path(receiver, "/ok")]
+    assert ok_types == ["job.failed", "endpoint.disabled"]
+    notice = json.loads(by_path(receiver, "/ok")[1].content)["data"]
+    assert notice["endpoint_id"] == gone_id and notice["reason"] == "endpoint_gone"
+    assert len(by_path(receiver, "/gone")) == 1
+    async with uow_for(sessions) as uow:
+        view = await ENDPOINTS.get(uow, app, uuid.UUID(gone_id))
+    assert view["enabled"] is False and view["disabled_reason"] == "endpoint_gone"
+
+    later = uuid.uuid4()  # a disabled endpoint gets nothing more
+    await apply(sessions, requested(app, later, url=None))
+    await apply(sessions, completed(app, later, JobStatus.FAILED))
+    await dispatcher.drain()
+    assert len(by_path(receiver, "/gone")) == 1 and len(by_path(receiver, "/ok")) == 3
+
+
+async def test_an_endpoint_failing_for_the_whole_period_is_disabled_and_dead_lettered(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    bad_id, _ = await new_endpoint(sessions, app, "https://hooks.example.com/bad")
+    await new_endpoint(sessions, app, "https://hooks.example.com/ok", ["endpoint.disabled"])
+    receiver = Receiver()
+    receiver.respond = lambda r: httpx.Response(500 if r.url.path == "/bad" else 200)
+    # Compressed: attempts at 0, 5, 35 s; "5 days" = 30 s.
+    dispatcher = make_dispatcher(sessions, clock, receiver, disable_after=timedelta(seconds=30))
+    job = uuid.uuid4()
+    await apply(sessions, requested(app, job, url=None))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    await dispatcher.drain()
+    clock.advance(5)
+    await dispatcher.drain()
+    async with uow_for(sessions) as uow:
+        assert (await ENDPOINTS.get(uow, app, uuid.UUID(bad_id)))["enabled"] is True
+    clock.advance(30)
+    await dispatcher.drain()
+
+    async with uow_for(sessions) as uow:
+        view = await ENDPOINTS.get(uow, app, uuid.UUID(bad_id))
+    assert view["enabled"] is False and view["disabled_reason"] == "failing"
+    [notice] = by_path(receiver, "/ok")
+    assert json.loads(notice.content)["data"]["endpoint_id"] == bad_id
+    [entry] = [e for e in await log_for(sessions, app) if e["endpoint_id"] == bad_id]
+    assert entry["status"] == "failed" and entry["attempt_count"] == 3
+    assert entry["last_error"] == "retries_exhausted: endpoint answered 500"
+
+
+async def test_a_success_ends_the_failing_streak(sessions: SessionFactory, clock: Clock) -> None:
+    app = uuid.uuid4()
+    eid, _ = await new_endpoint(sessions, app)
+    answers = iter([httpx.Response(500), httpx.Response(200)])
+    receiver = Receiver()
+    receiver.respond = lambda r: next(answers)
+    dispatcher = make_dispatcher(sessions, clock, receiver)
+    job = uuid.uuid4()
+    await apply(sessions, requested(app, job, url=None))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    await dispatcher.drain()
+    async with uow_for(sessions) as uow:
+        assert (await ENDPOINTS.get(uow, app, uuid.UUID(eid)))["failing_since"] is not None
+    clock.advance(5)
+    await dispatcher.drain()
+    async with uow_for(sessions) as uow:
+        assert (await ENDPOINTS.get(uow, app, uuid.UUID(eid)))["failing_since"] is None
+
+
+async def test_rotation_signs_with_both_secrets_during_the_grace_period(
+    api: httpx.AsyncClient, sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    created = await api.post(
+        f"/internal/apps/{app}/endpoints", json={"url": "https://hooks.example.com/r"}
+    )
+    eid, old = created.json()["endpoint"]["id"], created.json()["secret"]
+    rotated = await api.post(f"/internal/apps/{app}/endpoints/{eid}/rotate-secret")
+    assert rotated.status_code == 200
+    new = rotated.json()["secret"]
+    assert new != old and new.startswith("whsec_")
+
+    receiver = Receiver()
+    clock.now = datetime.now(UTC)  # the grace period counts from the real rotation time
+    dispatcher = make_dispatcher(sessions, clock, receiver)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await apply(sessions, requested(app, first, url=None))
+    await apply(sessions, completed(app, first, JobStatus.FAILED))
+    await dispatcher.drain()
+    [during] = receiver.requests
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    assert verify(old, during.headers, during.content)
+    assert verify(new, during.headers, during.content)
+
+    clock.advance(GRACE.total_seconds() + 60)
+    await apply(sessions, requested(app, second, url=None))
+    await apply(sessions, completed(app, second, JobStatus.FAILED), now=clock.now)
+    await dispatcher.drain()
+    after = receiver.requests[1]
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    assert verify(new, after.headers, after.content)
+    assert not verify(old, after.headers, after.content)
+
+
+async def test_replay_one_delivery_sends_it_again_with_the_same_webhook_id(
+    api: httpx.AsyncClient, sessions: SessionFactory, clock: Clock
+) -> None:
+    app, other = uuid.uuid4(), uuid.uuid4()
+    await new_endpoint(sessions, app)
+    receiver = Receiver()
+    answers = iter([httpx.Response(500), httpx.Response(500), httpx.Response(200)])
+    receiver.respond = lambda r: next(answers)
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="0,5")
+    job = uuid.uuid4()
+    await apply(sessions, requested(app, job, url=None))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    await dispatcher.drain()
+    clock.advance(5)
+    await dispatcher.drain()
+    [entry] = await log_for(sessions, app)
+    assert entry["status"] == "failed" and entry["attempt_count"] == 2
+
+    path = f"/internal/apps/{app}/deliveries/{entry['id']}"
+    foreign = f"/internal/apps/{other}/deliveries/{entry['id']}"
+    assert (await api.get(foreign)).status_code == 404
+    assert (await api.post(f"{foreign}/replay")).status_code == 404
+    replay = await api.post(f"{path}/replay")
+    assert replay.status_code == 202 and replay.json() == {"delivery_id": entry["id"]}
+    busy = await api.post(f"{path}/replay")
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "delivery_pending"
+    clock.now = datetime.now(UTC) + timedelta(seconds=1)  # replays are due at real now
+    await dispatcher.drain()
+
+    ids = {r.headers["webhook-id"] for r in receiver.requests}
+    assert len(receiver.requests) == 3 and ids == {entry["webhook_id"]}
+    one = (await api.get(path)).json()
+    assert one["status"] == "delivered" and one["delivery"]["id"] == entry["id"]
+    assert [a["status_code"] for a in one["attempts"]] == [500, 500, 200]
+
+
+async def test_replay_every_failed_delivery_since_a_time(
+    api: httpx.AsyncClient, sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    await new_endpoint(sessions, app)
+    receiver = Receiver()
+    receiver.respond = lambda r: httpx.Response(500)
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="0")
+    old_job, new_job = uuid.uuid4(), uuid.uuid4()
+    await apply(sessions, requested(app, old_job, url=None))
+    await apply(sessions, completed(app, old_job, JobStatus.FAILED), now=T0 - timedelta(hours=2))
+    await apply(sessions, requested(app, new_job, url=None))
+    await apply(sessions, completed(app, new_job, JobStatus.FAILED))
+    await dispatcher.drain()
+    assert {e["status"] for e in await log_for(sessions, app)} == {"failed"}
+
+    receiver.respond = lambda r: httpx.Response(200)
+    since = (T0 - timedelta(hours=1)).isoformat()
+    response = await api.post(
+        f"/internal/apps/{app}/deliveries/replay", json={"since": since, "status": "failed"}
+    )
+    assert response.status_code == 202 and response.json() == {"replayed": 1}
+    clock.now = datetime.now(UTC) + timedelta(seconds=1)
+    await dispatcher.drain()
+    statuses = {e["job_id"]: e["status"] for e in await log_for(sessions, app)}
+    assert statuses == {str(new_job): "delivered", str(old_job): "failed"}
+    bad = await api.post(f"/internal/apps/{app}/deliveries/replay", json={"since": "yesterday"})
+    assert bad.status_code == 422
+
+
+async def test_delivery_list_filters_and_pages_with_a_cursor(
+    api: httpx.AsyncClient, sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    first_id, _ = await new_endpoint(sessions, app, "https://hooks.example.com/1")
+    await new_endpoint(sessions, app, "https://hooks.example.com/2", ["job.cancelled"])
+    receiver = Receiver()
+    receiver.respond = lambda r: httpx.Response(200 if r.url.path == "/1" else 500)
+    for i in range(3):
+        job = uuid.uuid4()
+        await apply(sessions, requested(app, job, url=None))
+        await apply(
+            sessions, completed(app, job, JobStatus.CANCELLED), now=T0 - timedelta(minutes=i)
+        )
+    await make_dispatcher(sessions, clock, receiver, schedule="0").drain()
+
+    base = f"/internal/apps/{app}/deliveries"
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get(base, params=params)).json()
+        seen += [d["id"] for d in page["deliveries"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 6 and len(set(seen)) == 6
+    failed = (await api.get(base, params={"status": "failed"})).json()["deliveries"]
+    assert len(failed) == 3 and {d["url"] for d in failed} == {"https://hooks.example.com/2"}
+    mine = (await api.get(base, params={"endpoint_id": first_id})).json()["deliveries"]
+    assert len(mine) == 3 and {d["status"] for d in mine} == {"delivered"}
+    since = (T0 - timedelta(seconds=90)).isoformat()
+    recent = (await api.get(base, params={"since": since})).json()
+    assert len(recent["deliveries"]) == 4
+    for params, code in (
+        ({"cursor": "garbage"}, "invalid_cursor"),
+        ({"status": "lost"}, "invalid_status"),
+    ):
+        response = await api.get(base, params=params)
+        assert response.status_code == 422 and response.json()["error"]["code"] == code
+
+
+async def test_one_endpoint_never_holds_more_than_its_share_of_slots(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    await new_endpoint(sessions, app, "https://hooks.example.com/slow", ["job.failed"])
+    await new_endpoint(sessions, app, "https://hooks.example.com/fast", ["job.cancelled"])
+    fast_done = asyncio.Event()
+    in_flight = {"slow": 0, "peak": 0}
+    fast_seen: list[str] = []
+
+    async def respond(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/slow":
+            in_flight["slow"] += 1
+            in_flight["peak"] = max(in_flight["peak"], in_flight["slow"])
+            await asyncio.wait_for(fast_done.wait(), timeout=5)
+            in_flight["slow"] -= 1
+        else:
+            fast_seen.append(request.headers["webhook-id"])
+            if len(fast_seen) == 3:
+                fast_done.set()
+        return httpx.Response(200)
+
+    receiver = Receiver()
+    receiver.respond = respond
+    for _ in range(10):  # a backlog for the slow endpoint, due first
+        job = uuid.uuid4()
+        await apply(sessions, requested(app, job, url=None))
+        await apply(sessions, completed(app, job, JobStatus.FAILED), now=T0 - timedelta(1))
+    for _ in range(3):
+        job = uuid.uuid4()
+        await apply(sessions, requested(app, job, url=None))
+        await apply(sessions, completed(app, job, JobStatus.CANCELLED))
+    # 4 slots, 2 per endpoint: the slow backlog can never take the fast endpoint's turn.
+    await make_dispatcher(sessions, clock, receiver, max_in_flight=4, per_endpoint=2).drain()
+    assert len(fast_seen) == 3 and in_flight["peak"] == 2
+    assert {e["status"] for e in await log_for(sessions, app)} == {"delivered"}
+
+
+async def test_a_deleted_endpoints_pending_delivery_fails_without_a_request(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    eid, _ = await new_endpoint(sessions, app)
+    await apply(sessions, requested(app, job, url=None))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    async with uow_for(sessions) as uow:
+        await ENDPOINTS.delete(uow, app, uuid.UUID(eid))
+    receiver = Receiver()
+    await make_dispatcher(sessions, clock, receiver).drain()
+    assert receiver.requests == []
+    [entry] = await log_for(sessions, app)
+    assert entry["status"] == "failed" and entry["last_error"] == "endpoint_deleted"

@@ -16,7 +16,7 @@ from genhub_notifier.domain.response import (
 from genhub_notifier.domain.retry import RetrySchedule
 
 NOW = datetime(2024, 11, 21, 12, 0, tzinfo=UTC)
-SCHEDULE = RetrySchedule.parse("5,30,300,1800")
+SCHEDULE = RetrySchedule.parse("0,5,30,300,1800")
 
 
 def no_jitter() -> float:
@@ -45,7 +45,7 @@ def test_2xx_is_delivered_even_on_the_last_attempt(code: int) -> None:
 
 def test_refused_url_is_dead_at_once() -> None:
     d = run(Outcome(refused=True))
-    assert d == Decision(DeliveryStatus.DEAD, None, Reason.URL_REFUSED)
+    assert d == Decision(DeliveryStatus.FAILED, None, Reason.URL_REFUSED)
     assert d.attempt_outcome is AttemptOutcome.PERMANENT
     assert error_text(Outcome(refused=True), d, "private_address: no") == "private_address: no"
 
@@ -54,7 +54,7 @@ def test_refused_url_is_dead_at_once() -> None:
 def test_410_gone_stops_at_once_whatever_the_schedule(attempt: int) -> None:
     outcome = Outcome(410, retry_after="5")
     d = run(outcome, attempt)
-    assert d == Decision(DeliveryStatus.DEAD, None, Reason.ENDPOINT_GONE)
+    assert d == Decision(DeliveryStatus.FAILED, None, Reason.ENDPOINT_GONE)
     assert d.attempt_outcome is AttemptOutcome.PERMANENT
     assert error_text(outcome, d, None) == "endpoint_gone: endpoint answered 410"
 
@@ -79,7 +79,7 @@ def test_other_4xx_5xx_follow_the_schedule_then_die(code: int) -> None:
         assert d.status is DeliveryStatus.PENDING and d.reason is Reason.RETRY_SCHEDULED
         assert d.next_attempt_at == NOW + timedelta(seconds=base)
     last = run(Outcome(code), SCHEDULE.max_attempts)
-    assert last == Decision(DeliveryStatus.DEAD, None, Reason.RETRIES_EXHAUSTED)
+    assert last == Decision(DeliveryStatus.FAILED, None, Reason.RETRIES_EXHAUSTED)
     assert last.attempt_outcome is AttemptOutcome.RETRYABLE
     assert error_text(Outcome(code), last, None) == f"endpoint answered {code}"
 
@@ -91,7 +91,7 @@ def test_no_response_follows_the_schedule_then_dies(error: str) -> None:
         DeliveryStatus.PENDING, NOW + timedelta(seconds=30), Reason.RETRY_SCHEDULED
     )
     assert error_text(Outcome(), d, error) == error
-    assert run(Outcome(), 5).status is DeliveryStatus.DEAD
+    assert run(Outcome(), 5).status is DeliveryStatus.FAILED
 
 
 def test_jitter_is_applied_to_the_schedule() -> None:
@@ -100,7 +100,7 @@ def test_jitter_is_applied_to_the_schedule() -> None:
 
 
 def test_a_single_attempt_schedule_dies_on_the_first_failure() -> None:
-    assert run(Outcome(500), 1, RetrySchedule.parse("")).status is DeliveryStatus.DEAD
+    assert run(Outcome(500), 1, RetrySchedule.parse("0")).status is DeliveryStatus.FAILED
 
 
 def test_attempts_are_1_based() -> None:
@@ -143,7 +143,7 @@ def test_retry_after_is_clamped_to_one_hour() -> None:
 
 def test_retry_after_cannot_beat_the_schedule_on_the_last_attempt() -> None:
     d = run(Outcome(429, retry_after="60"), SCHEDULE.max_attempts)
-    assert d == Decision(DeliveryStatus.DEAD, None, Reason.RETRIES_EXHAUSTED)
+    assert d == Decision(DeliveryStatus.FAILED, None, Reason.RETRIES_EXHAUSTED)
 
 
 @pytest.mark.parametrize("junk", [None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2024 00:00:00 GMT"])

@@ -1,24 +1,38 @@
-"""Queries on the notifier tables. Every tenant-scoped read filters by app_id."""
+"""Queries on the notifier tables. Every tenant-scoped query filters by app_id."""
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import update
+from sqlalchemy import func, or_, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_notifier.adapters.tables import (
     Delivery,
     DeliveryAttempt,
+    Endpoint,
+    JobSettlement,
     JobSubscription,
+    Message,
     SigningSecret,
 )
-from genhub_notifier.domain.delivery import DUE_STATUSES, DeliveryStatus, Transition
+from genhub_notifier.domain.delivery import DeliveryStatus, MessageStatus, Transition
 
-# --- signing secrets ----------------------------------------------------------------------------
+# Dispatchers LISTEN on this channel; NOTIFY is delivered when the transaction commits.
+DUE_CHANNEL = "genhub_notifier_due"
+
+
+async def notify_due(session: AsyncSession) -> None:
+    """Wake every dispatcher once this transaction commits (new or replayed work is due)."""
+    await session.exec(text(f"SELECT pg_notify('{DUE_CHANNEL}', '')"))  # type: ignore[call-overload]
+
+
+# --- app signing secrets (for jobs' own webhook_url) --------------------------------------------
 
 
 async def insert_secret(session: AsyncSession, app_id: UUID, encrypted: str) -> bool:
@@ -32,14 +46,24 @@ async def insert_secret(session: AsyncSession, app_id: UUID, encrypted: str) -> 
     return result.first() is not None
 
 
-async def replace_secret(
-    session: AsyncSession, app_id: UUID, encrypted: str, now: datetime
+async def rotate_secret(
+    session: AsyncSession,
+    app_id: UUID,
+    encrypted: str,
+    previous_expires_at: datetime,
+    now: datetime,
 ) -> None:
+    """The current secret becomes the previous one (valid until `previous_expires_at`)."""
     stmt = insert(SigningSecret).values(app_id=app_id, secret_encrypted=encrypted)
     await session.exec(
         stmt.on_conflict_do_update(
             index_elements=[col(SigningSecret.app_id)],
-            set_={"secret_encrypted": encrypted, "rotated_at": now},
+            set_={
+                "previous_secret_encrypted": SigningSecret.__table__.c.secret_encrypted,
+                "previous_expires_at": previous_expires_at,
+                "secret_encrypted": encrypted,
+                "rotated_at": now,
+            },
         )
     )
 
@@ -48,7 +72,77 @@ async def get_secret(session: AsyncSession, app_id: UUID) -> SigningSecret | Non
     return await session.get(SigningSecret, app_id)
 
 
-# --- subscriptions ------------------------------------------------------------------------------
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+def add_endpoint(session: AsyncSession, endpoint: Endpoint) -> None:
+    session.add(endpoint)
+
+
+async def list_endpoints(session: AsyncSession, app_id: UUID) -> Sequence[Endpoint]:
+    return (
+        await session.exec(
+            select(Endpoint)
+            .where(Endpoint.app_id == app_id)
+            .order_by(col(Endpoint.created_at), col(Endpoint.id))
+        )
+    ).all()
+
+
+async def get_endpoint(
+    session: AsyncSession, app_id: UUID, endpoint_id: UUID, *, for_update: bool = False
+) -> Endpoint | None:
+    query = select(Endpoint).where(Endpoint.app_id == app_id, Endpoint.id == endpoint_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.exec(query)).first()
+
+
+async def delete_endpoint(session: AsyncSession, app_id: UUID, endpoint_id: UUID) -> bool:
+    result = await session.exec(
+        delete(Endpoint).where(col(Endpoint.app_id) == app_id, col(Endpoint.id) == endpoint_id)  # type: ignore[call-overload]
+    )
+    return bool(result.rowcount)
+
+
+async def record_endpoint_result(
+    session: AsyncSession, app_id: UUID, endpoint_id: UUID, *, ok: bool, now: datetime
+) -> datetime | None:
+    """Success ends the endpoint's failing streak; a failure starts it if none is running.
+    Returns the streak's start (None when healthy)."""
+    result = await session.exec(
+        update(Endpoint)
+        .where(col(Endpoint.app_id) == app_id, col(Endpoint.id) == endpoint_id)
+        .values(failing_since=None if ok else func.coalesce(col(Endpoint.failing_since), now))
+        .returning(col(Endpoint.failing_since))  # type: ignore[arg-type]
+    )
+    row = result.first()
+    return row[0] if row is not None else None
+
+
+async def disable_endpoint(
+    session: AsyncSession, app_id: UUID, endpoint_id: UUID, reason: str, now: datetime
+) -> Endpoint | None:
+    """Disable if still enabled; the endpoint when this call disabled it, else None."""
+    result = await session.exec(
+        update(Endpoint)
+        .where(
+            col(Endpoint.app_id) == app_id,
+            col(Endpoint.id) == endpoint_id,
+            col(Endpoint.enabled).is_(True),
+        )
+        .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
+        .returning(col(Endpoint.id))
+    )
+    if result.first() is None:
+        return None
+    query = (
+        select(Endpoint).where(Endpoint.id == endpoint_id).execution_options(populate_existing=True)
+    )
+    return (await session.exec(query)).first()
+
+
+# --- subscriptions and settlements --------------------------------------------------------------
 
 
 async def insert_subscription(session: AsyncSession, **values: Any) -> bool:
@@ -72,59 +166,151 @@ async def get_subscription(
     return result.first()
 
 
-# --- deliveries ---------------------------------------------------------------------------------
+async def insert_settlement(session: AsyncSession, **values: Any) -> None:
+    await session.exec(insert(JobSettlement).values(**values).on_conflict_do_nothing())
 
 
-async def insert_delivery(session: AsyncSession, **values: Any) -> bool:
-    """False when this (job, event type) already has its delivery (a replayed event)."""
+async def get_settlement(session: AsyncSession, app_id: UUID, job_id: UUID) -> JobSettlement | None:
     result = await session.exec(
-        insert(Delivery).values(**values).on_conflict_do_nothing().returning(col(Delivery.id))
+        select(JobSettlement).where(JobSettlement.job_id == job_id, JobSettlement.app_id == app_id)
+    )
+    return result.first()
+
+
+# --- messages -----------------------------------------------------------------------------------
+
+
+async def insert_message(session: AsyncSession, **values: Any) -> bool:
+    """False when the message exists already (a replayed event)."""
+    result = await session.exec(
+        insert(Message).values(**values).on_conflict_do_nothing().returning(col(Message.id))
     )
     return result.first() is not None
 
 
-async def wake_waiting(session: AsyncSession, app_id: UUID, job_id: UUID, now: datetime) -> None:
-    """The subscription just arrived: let waiting deliveries of this job go on the next pass.
-
-    Only unclaimed rows: a claimed one is rechecked by its claimer when it finishes."""
-    await session.exec(
-        update(Delivery)
-        .where(
-            col(Delivery.app_id) == app_id,
-            col(Delivery.job_id) == job_id,
-            col(Delivery.status) == DeliveryStatus.WAITING_SUBSCRIPTION,
-            col(Delivery.claim_token).is_(None),
-        )
-        .values(next_attempt_at=now, updated_at=now)
+async def get_message(session: AsyncSession, app_id: UUID, message_id: str) -> Message | None:
+    result = await session.exec(
+        select(Message).where(Message.id == message_id, Message.app_id == app_id)
     )
+    return result.first()
 
 
-async def claim_due(
-    session: AsyncSession, now: datetime, limit: int, lease_until: datetime, token: UUID
-) -> list[Delivery]:
-    """Lease up to `limit` due deliveries; other replicas skip them (SKIP LOCKED) and, once
-    leased, see them as not due until `lease_until` (a crashed claimer's rows come back then)."""
-    rows = (
+async def lock_message(session: AsyncSession, message_id: str) -> Message | None:
+    """The message row, locked; None when another transaction holds it (it resolves it)."""
+    result = await session.exec(
+        select(Message).where(Message.id == message_id).with_for_update(skip_locked=True)
+    )
+    return result.first()
+
+
+async def wake_messages(session: AsyncSession, app_id: UUID, job_id: UUID, now: datetime) -> int:
+    """A fact a job's waiting messages need has arrived: check them on the next pass."""
+    result = await session.exec(
+        update(Message)
+        .where(
+            col(Message.app_id) == app_id,
+            col(Message.job_id) == job_id,
+            col(Message.status) == MessageStatus.WAITING,
+        )
+        .values(next_check_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+async def claim_waiting_messages(
+    session: AsyncSession, now: datetime, limit: int
+) -> Sequence[Message]:
+    """Waiting messages due for a check, locked for this transaction (resolving them is
+    DB-only, so a row lock suffices; other replicas skip them)."""
+    return (
         await session.exec(
-            select(Delivery)
-            .where(
-                col(Delivery.status).in_([s.value for s in DUE_STATUSES]),
-                col(Delivery.next_attempt_at) <= now,
-            )
-            .order_by(col(Delivery.next_attempt_at))
+            select(Message)
+            .where(col(Message.status) == MessageStatus.WAITING, col(Message.next_check_at) <= now)
+            .order_by(col(Message.next_check_at))
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     ).all()
-    if rows:
+
+
+async def set_message(
+    session: AsyncSession,
+    message_id: str,
+    status: MessageStatus,
+    next_check_at: datetime | None,
+    event_data: dict[str, Any] | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status.value, "next_check_at": next_check_at}
+    if event_data is not None:
+        values["event_data"] = event_data
+    await session.exec(update(Message).where(col(Message.id) == message_id).values(**values))
+
+
+# --- deliveries ---------------------------------------------------------------------------------
+
+
+async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    result = await session.exec(
+        insert(Delivery).values(rows).on_conflict_do_nothing().returning(col(Delivery.id))
+    )
+    return len(result.all())
+
+
+async def claim_due(
+    session: AsyncSession,
+    now: datetime,
+    limit: int,
+    lease_until: datetime,
+    token: UUID,
+    *,
+    per_target: dict[str, int],
+    target_limit: int,
+) -> list[Delivery]:
+    """Lease up to `limit` due deliveries, at most `target_limit - per_target[key]` per target
+    so one slow or dead endpoint cannot fill every slot. Other replicas skip them (SKIP LOCKED)
+    and, once leased, see them as not due until `lease_until`."""
+    saturated = [k for k, n in per_target.items() if n >= target_limit]
+    due = (
+        select(
+            col(Delivery.id),
+            func.row_number()
+            .over(partition_by=col(Delivery.target_key), order_by=col(Delivery.next_attempt_at))
+            .label("rank"),
+        )
+        .where(
+            col(Delivery.status) == DeliveryStatus.PENDING,
+            col(Delivery.next_attempt_at) <= now,
+        )
+        .subquery()
+    )
+    query = (
+        select(Delivery)
+        .join(due, due.c.id == col(Delivery.id))
+        .where(due.c.rank <= target_limit)
+        .order_by(col(Delivery.next_attempt_at))
+        .limit(limit)
+        .with_for_update(of=Delivery, skip_locked=True)  # type: ignore[arg-type]
+    )
+    if saturated:
+        query = query.where(col(Delivery.target_key).not_in(saturated))
+    taken: list[Delivery] = []
+    counts = dict(per_target)
+    for row in (await session.exec(query)).all():
+        if counts.get(row.target_key, 0) >= target_limit:
+            continue  # left unleased (unlocked at commit) for a later pass
+        counts[row.target_key] = counts.get(row.target_key, 0) + 1
+        taken.append(row)
+    if taken:
         await session.exec(
             update(Delivery)
-            .where(col(Delivery.id).in_([r.id for r in rows]))
+            .where(col(Delivery.id).in_([r.id for r in taken]))
             .values(next_attempt_at=lease_until, claim_token=token)
         )
-        for row in rows:
+        for row in taken:
             row.claim_token = token
-    return list(rows)
+    return taken
 
 
 async def finish_claim(
@@ -173,25 +359,112 @@ def add_attempt(session: AsyncSession, attempt: DeliveryAttempt) -> None:
     session.add(attempt)
 
 
+@dataclass(frozen=True)
+class DeliveryFilter:
+    status: DeliveryStatus | None = None
+    job_id: UUID | None = None
+    endpoint_id: UUID | None = None
+    since: datetime | None = None
+    before: tuple[datetime, str] | None = None  # cursor: strictly older than (created_at, id)
+
+
 async def list_deliveries(
-    session: AsyncSession, app_id: UUID, job_id: UUID | None, limit: int
+    session: AsyncSession, app_id: UUID, where: DeliveryFilter, limit: int
 ) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
+    """Newest first, ties by id descending (the cursor's order)."""
     query = select(Delivery).where(Delivery.app_id == app_id)
-    if job_id is not None:
-        query = query.where(Delivery.job_id == job_id)
+    if where.status is not None:
+        query = query.where(Delivery.status == where.status.value)
+    if where.job_id is not None:
+        query = query.where(Delivery.job_id == where.job_id)
+    if where.endpoint_id is not None:
+        query = query.where(Delivery.endpoint_id == where.endpoint_id)
+    if where.since is not None:
+        query = query.where(col(Delivery.created_at) >= where.since)
+    if where.before is not None:
+        query = query.where(
+            tuple_(col(Delivery.created_at), col(Delivery.id)) < tuple_(*where.before)
+        )
     deliveries = (
         await session.exec(
-            query.order_by(col(Delivery.created_at).desc(), col(Delivery.id)).limit(limit)
+            query.order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc()).limit(limit)
         )
     ).all()
+    attempts = await attempts_of(session, [d.id for d in deliveries])
+    return [(d, attempts[d.id]) for d in deliveries]
+
+
+async def attempts_of(
+    session: AsyncSession, delivery_ids: list[str]
+) -> dict[str, list[DeliveryAttempt]]:
     attempts: dict[str, list[DeliveryAttempt]] = defaultdict(list)
-    if deliveries:
+    if delivery_ids:
         for attempt in (
             await session.exec(
                 select(DeliveryAttempt)
-                .where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
+                .where(col(DeliveryAttempt.delivery_id).in_(delivery_ids))
                 .order_by(col(DeliveryAttempt.delivery_id), col(DeliveryAttempt.attempt_no))
             )
         ).all():
             attempts[attempt.delivery_id].append(attempt)
-    return [(d, attempts[d.id]) for d in deliveries]
+    return attempts
+
+
+async def get_delivery(
+    session: AsyncSession, app_id: UUID, delivery_id: str, *, for_update: bool = False
+) -> Delivery | None:
+    query = select(Delivery).where(Delivery.id == delivery_id, Delivery.app_id == app_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.exec(query)).first()
+
+
+def _replay_values(now: datetime) -> dict[str, Any]:
+    return {
+        "status": DeliveryStatus.PENDING.value,
+        "next_attempt_at": now,
+        "schedule_offset": Delivery.__table__.c.attempt_count,
+        "claim_token": None,
+        "last_error": None,
+        "updated_at": now,
+    }
+
+
+async def replay_delivery(
+    session: AsyncSession, app_id: UUID, delivery_id: str, now: datetime
+) -> bool:
+    """A finished delivery goes again under the same webhook-id; False if it is still pending."""
+    result = await session.exec(
+        update(Delivery)
+        .where(
+            col(Delivery.app_id) == app_id,
+            col(Delivery.id) == delivery_id,
+            col(Delivery.status) != DeliveryStatus.PENDING,
+        )
+        .values(**_replay_values(now))
+    )
+    return bool(result.rowcount)
+
+
+async def replay_failed(
+    session: AsyncSession,
+    app_id: UUID,
+    since: datetime,
+    now: datetime,
+    endpoint_id: UUID | None = None,
+) -> int:
+    """Every failed delivery of the app created since `since` (of enabled endpoints or jobs'
+    own URLs) goes again."""
+    enabled = select(col(Endpoint.id)).where(
+        col(Endpoint.app_id) == app_id, col(Endpoint.enabled).is_(True)
+    )
+    stmt = update(Delivery).where(
+        col(Delivery.app_id) == app_id,
+        col(Delivery.status) == DeliveryStatus.FAILED,
+        col(Delivery.created_at) >= since,
+        or_(col(Delivery.endpoint_id).is_(None), col(Delivery.endpoint_id).in_(enabled)),
+    )
+    if endpoint_id is not None:
+        stmt = stmt.where(col(Delivery.endpoint_id) == endpoint_id)
+    result = await session.exec(stmt.values(**_replay_values(now)))
+    return int(result.rowcount or 0)

@@ -1,10 +1,17 @@
-"""Delivery identity and state machine.
+"""Messages, deliveries and their identities and state machines.
+
+A *message* is one event for an app (`webhook-id` = message id, the receiver's dedupe key). It
+may wait for facts it needs (the job's `job.requested`, the job's `tokens.settled`), then fans
+out into one *delivery* per target: the job's own `webhook_url` when it has one (an override),
+else each enabled endpoint of the app whose event-type filter accepts the type.
 
 ```
-waiting_subscription ──subscription with url──▶ pending ──2xx──▶ delivered
-        │  └─subscription without url / waited too long──▶ no_endpoint
-pending ──failure, schedule left──▶ pending (later)
-pending ──failure, schedule done / URL refused / 410──▶ dead
+message:  waiting ──facts known (or settlement waited long enough)──▶ dispatched
+             └──no job.requested in time / no target──▶ no_endpoint
+delivery: pending ──2xx──▶ delivered
+          pending ──failure, schedule left──▶ pending (later)
+          pending ──schedule exhausted / 410 / URL refused / endpoint disabled──▶ failed
+          delivered|failed ──replay──▶ pending (same webhook-id)
 ```
 
 What an attempt's result means is decided in `domain.response.decide`.
@@ -17,8 +24,8 @@ from enum import StrEnum
 
 from genhub_contracts import JobStatus
 
-# Fixed namespace: the same (job, event type) always maps to the same delivery id, on any replica.
-_DELIVERY_NAMESPACE = uuid.UUID("6f1d3a52-8a0e-4c55-9a57-3f4b1f0f2c11")
+# Fixed namespace: the same facts always map to the same ids, on any replica.
+_NAMESPACE = uuid.UUID("6f1d3a52-8a0e-4c55-9a57-3f4b1f0f2c11")
 
 
 class WebhookEventType(StrEnum):
@@ -26,9 +33,26 @@ class WebhookEventType(StrEnum):
     FAILED = "job.failed"
     CANCELLED = "job.cancelled"
     REJECTED = "job.rejected"
+    LOW_BALANCE = "tokens.low_balance"
+    ENDPOINT_DISABLED = "endpoint.disabled"
+
+    @property
+    def is_job_event(self) -> bool:
+        return self.value.startswith("job.")
+
+    @property
+    def needs_settlement(self) -> bool:
+        """Billing settles (posts or voids) a hold for these; the body reports tokens charged."""
+        return self in (
+            WebhookEventType.SUCCEEDED,
+            WebhookEventType.FAILED,
+            WebhookEventType.CANCELLED,
+        )
 
     @property
     def job_status(self) -> JobStatus:
+        if not self.is_job_event:
+            raise ValueError(f"{self.value} is not a job event")
         return JobStatus(self.value.removeprefix("job."))
 
     @classmethod
@@ -39,25 +63,26 @@ class WebhookEventType(StrEnum):
             raise ValueError(f"no webhook for non-terminal status {status}") from None
 
 
+class MessageStatus(StrEnum):
+    WAITING = "waiting"
+    DISPATCHED = "dispatched"
+    NO_ENDPOINT = "no_endpoint"
+
+
 class DeliveryStatus(StrEnum):
-    WAITING_SUBSCRIPTION = "waiting_subscription"
     PENDING = "pending"
     DELIVERED = "delivered"
-    DEAD = "dead"
-    NO_ENDPOINT = "no_endpoint"
+    FAILED = "failed"  # dead-lettered: no more automatic attempts; replay brings it back
 
     @property
     def is_terminal(self) -> bool:
-        return self in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.NO_ENDPOINT)
-
-
-DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.WAITING_SUBSCRIPTION)
+        return self is not DeliveryStatus.PENDING
 
 
 class AttemptOutcome(StrEnum):
     SUCCEEDED = "succeeded"
     RETRYABLE = "retryable"  # non-2xx, timeout, network, storage down: try again later
-    PERMANENT = "permanent"  # refused URL: retrying cannot help
+    PERMANENT = "permanent"  # refused URL, 410: retrying cannot help
 
 
 @dataclass(frozen=True)
@@ -66,35 +91,100 @@ class Transition:
     next_attempt_at: datetime | None
 
 
-def delivery_id(job_id: uuid.UUID, event_type: WebhookEventType) -> str:
-    """Stable id per (job, event type): the `webhook-id` on every attempt and the dedupe key."""
-    return "msg_" + uuid.uuid5(_DELIVERY_NAMESPACE, f"{job_id}:{event_type.value}").hex
+def _mint(*parts: object) -> str:
+    return uuid.uuid5(_NAMESPACE, ":".join(str(p) for p in parts)).hex
+
+
+def job_message_id(job_id: uuid.UUID, event_type: WebhookEventType) -> str:
+    """Stable per (job, event type): a replayed Kafka event maps to the same message."""
+    return "msg_" + _mint(job_id, event_type.value)
+
+
+def event_message_id(event_id: uuid.UUID) -> str:
+    """For app events (low balance): one message per Kafka event id."""
+    return "msg_" + _mint("event", event_id)
+
+
+def disabled_message_id(endpoint_id: uuid.UUID, disabled_at: datetime) -> str:
+    return "msg_" + _mint("disabled", endpoint_id, disabled_at.isoformat())
+
+
+def delivery_id(message_id: str, target_key: str) -> str:
+    """One delivery per (message, target): fanning out twice never sends twice."""
+    return "dlv_" + _mint(message_id, target_key)
 
 
 def is_success(status_code: int) -> bool:
     return 200 <= status_code < 300
 
 
-def initial_status(subscription_known: bool, webhook_url: str | None) -> DeliveryStatus:
-    """Status of a new delivery, given what we know of the job's subscription."""
-    if not subscription_known:
-        return DeliveryStatus.WAITING_SUBSCRIPTION
-    return DeliveryStatus.PENDING if webhook_url else DeliveryStatus.NO_ENDPOINT
+# --- waiting for the facts a message needs --------------------------------------------------------
 
 
-def resolve_waiting(
+@dataclass(frozen=True)
+class Readiness:
+    status: MessageStatus  # WAITING: check again at `next_check_at`
+    next_check_at: datetime | None = None
+    reason: str | None = None
+
+
+def message_readiness(
     *,
+    event_type: WebhookEventType,
     subscription_known: bool,
-    webhook_url: str | None,
+    settled: bool,
     created_at: datetime,
     now: datetime,
-    max_wait: timedelta,
+    subscription_wait: timedelta,
+    settlement_wait: timedelta,
     recheck: timedelta,
-) -> Transition:
-    """A waiting delivery's next step: send now, keep waiting, or give up."""
-    if subscription_known:
-        status = initial_status(True, webhook_url)
-        return Transition(status, now if status is DeliveryStatus.PENDING else None)
-    if now - created_at >= max_wait:
-        return Transition(DeliveryStatus.NO_ENDPOINT, None)
-    return Transition(DeliveryStatus.WAITING_SUBSCRIPTION, now + recheck)
+) -> Readiness:
+    """Whether a message can fan out now (DISPATCHED), must wait, or never will (NO_ENDPOINT).
+
+    Job messages need the job's `job.requested` (override URL, metadata, model). Succeeded /
+    failed / cancelled ones also wait, at most `settlement_wait`, for billing's `tokens.settled`
+    so the body can say what was charged; after that they go out with `tokens_charged: null`.
+    """
+    waited = now - created_at
+    if event_type.is_job_event and not subscription_known:
+        if waited >= subscription_wait:
+            return Readiness(MessageStatus.NO_ENDPOINT, reason="no job.requested seen in time")
+        return Readiness(MessageStatus.WAITING, now + recheck)
+    if event_type.needs_settlement and not settled and waited < settlement_wait:
+        return Readiness(MessageStatus.WAITING, min(now + recheck, created_at + settlement_wait))
+    return Readiness(MessageStatus.DISPATCHED)
+
+
+# --- fan-out ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    id: uuid.UUID
+    url: str
+    event_types: tuple[str, ...] | None  # None: every type
+    enabled: bool
+
+    def accepts(self, event_type: WebhookEventType) -> bool:
+        return self.enabled and (self.event_types is None or event_type.value in self.event_types)
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # endpoint id, or "url:" + the override URL; the per-endpoint concurrency key
+    url: str
+    endpoint_id: uuid.UUID | None
+
+
+def override_key(url: str) -> str:
+    return "url:" + url
+
+
+def targets(
+    event_type: WebhookEventType, override_url: str | None, endpoints: list[EndpointRef]
+) -> list[Target]:
+    """A job's own `webhook_url` replaces the app's endpoints for that job's events (signed with
+    the app's signing secret); otherwise every enabled endpoint whose filter accepts the type."""
+    if override_url:
+        return [Target(override_key(override_url), override_url, None)]
+    return [Target(str(e.id), e.url, e.id) for e in endpoints if e.accepts(event_type)]

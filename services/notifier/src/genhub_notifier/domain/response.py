@@ -3,12 +3,12 @@
 | result                              | decision                                                  |
 |-------------------------------------|-----------------------------------------------------------|
 | 2xx                                 | delivered                                                 |
-| URL refused by the SSRF guard       | dead (`url_refused`) at once                              |
-| 410 Gone                            | dead (`endpoint_gone`) at once                            |
+| URL refused by the SSRF guard       | failed (`url_refused`) at once                            |
+| 410 Gone                            | failed (`endpoint_gone`) at once                          |
 | 3xx (redirects are never followed)  | retry per schedule                                        |
 | 429 / 503 with `Retry-After`        | retry at max(schedule, Retry-After clamped to [1 s, 1 h]) |
 | other 4xx/5xx, timeout, no response | retry per schedule                                        |
-| any failure after the last attempt  | dead (`retries_exhausted`)                                |
+| any failure after the last attempt  | failed (`retries_exhausted`)                              |
 """
 
 from collections.abc import Callable
@@ -93,12 +93,12 @@ def decide(
     if code is not None and is_success(code):
         return Decision(DeliveryStatus.DELIVERED, None, Reason.DELIVERED)
     if outcome.refused:
-        return Decision(DeliveryStatus.DEAD, None, Reason.URL_REFUSED)
+        return Decision(DeliveryStatus.FAILED, None, Reason.URL_REFUSED)
     if code == 410:
-        return Decision(DeliveryStatus.DEAD, None, Reason.ENDPOINT_GONE)
+        return Decision(DeliveryStatus.FAILED, None, Reason.ENDPOINT_GONE)
     delay = schedule.delay_after(attempt, rng)
     if delay is None:
-        return Decision(DeliveryStatus.DEAD, None, Reason.RETRIES_EXHAUSTED)
+        return Decision(DeliveryStatus.FAILED, None, Reason.RETRIES_EXHAUSTED)
     scheduled = now + timedelta(seconds=delay)
     if code in RETRY_AFTER_STATUSES:
         asked = parse_retry_after(outcome.retry_after, now)

@@ -1,29 +1,35 @@
-"""Retry schedule with jitter: when the next attempt happens after a failed one."""
+"""Retry schedule with jitter: when each attempt of a delivery happens."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# Standard Webhooks / Svix: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+PRODUCTION_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+
 
 @dataclass(frozen=True)
 class RetrySchedule:
-    """`delays_s[i]` is the wait after failed attempt i+1; one attempt more than delays."""
+    """`initial_delay_s` before the first attempt, then `delays_s[i]` after failed attempt i+1;
+    one attempt per entry of the configured list."""
 
     delays_s: tuple[float, ...]
     jitter: float = 0.2
+    initial_delay_s: float = 0.0
 
     @classmethod
     def parse(cls, text: str, jitter: float = 0.2) -> "RetrySchedule":
-        """Parse "5,30,300,1800" (seconds). An empty string means a single attempt."""
-        parts = [p.strip() for p in text.split(",") if p.strip()]
+        """Parse "0,5,300" (seconds before each attempt, counted from the previous one; the
+        first entry is the wait before the first attempt, normally 0)."""
+        parts = [p.strip() for p in text.split(",")]
         try:
-            delays = tuple(float(p) for p in parts)
+            values = tuple(float(p) for p in parts)
         except ValueError as exc:
             raise ValueError(f"retry schedule must be comma-separated seconds: {text!r}") from exc
-        if any(d < 0 for d in delays):
+        if any(d < 0 for d in values):
             raise ValueError("retry delays must not be negative")
         if not 0 <= jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
-        return cls(delays, jitter)
+        return cls(values[1:], jitter, values[0])
 
     @property
     def max_attempts(self) -> int:

@@ -39,10 +39,16 @@ def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def signed_headers(
+    secrets: str | list[str], msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """Headers of one attempt; several secrets (rotation) give space-separated signatures."""
+    keys = [secrets] if isinstance(secrets, str) else secrets
+    if not keys:
+        raise ValueError("at least one secret is needed to sign")
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(signature(k, msg_id, timestamp, body) for k in keys),
         "content-type": "application/json",
     }

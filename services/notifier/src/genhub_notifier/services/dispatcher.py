@@ -1,4 +1,5 @@
-"""The delivery loop: lease due deliveries, sign and send them in parallel, record each attempt.
+"""The delivery loop: fan out waiting messages, lease due deliveries, sign and send them in
+parallel (bounded per endpoint), record each attempt and the endpoint's health.
 
 No row lock is held while a webhook is in flight: a short transaction leases rows
 (`FOR UPDATE SKIP LOCKED`, then `next_attempt_at = now + lease`), the send runs with no
@@ -12,29 +13,33 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from genhub_platform.db import SessionFactory
 from genhub_platform.netguard.guard import ResolutionFailed, UrlGuard, UrlRefused
 from prometheus_client import Counter, Histogram
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_notifier.adapters import repository as repo
 from genhub_notifier.adapters.secretbox import ConfigError, SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient, StorageUnavailable
-from genhub_notifier.adapters.tables import Delivery, DeliveryAttempt, JobSubscription
+from genhub_notifier.adapters.tables import (
+    Delivery,
+    DeliveryAttempt,
+    Endpoint,
+    Message,
+    SigningSecret,
+)
 from genhub_notifier.adapters.webhook_sender import WebhookSender
 from genhub_notifier.domain.body import WebhookData, build_body
-from genhub_notifier.domain.delivery import (
-    DeliveryStatus,
-    Transition,
-    WebhookEventType,
-    resolve_waiting,
-)
-from genhub_notifier.domain.response import Outcome, decide, error_text
+from genhub_notifier.domain.delivery import DeliveryStatus, Transition, WebhookEventType
+from genhub_notifier.domain.endpoints import disable_reason, signing_secrets
+from genhub_notifier.domain.response import Decision, Outcome, Reason, decide, error_text
 from genhub_notifier.domain.retry import RetrySchedule
 from genhub_notifier.domain.signing import signed_headers
+from genhub_notifier.services.fanout import FanoutConfig, announce_disabled, resolve
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,10 @@ ATTEMPTS = Counter("genhub_webhook_attempts_total", "Webhook delivery attempts",
 FINISHED = Counter(
     "genhub_webhook_deliveries_total", "Deliveries that reached a final state", ["status"]
 )
+EXHAUSTED = Counter(
+    "genhub_webhook_exhausted_total", "Deliveries dead-lettered after the last scheduled attempt"
+)
+DISABLED = Counter("genhub_webhook_endpoints_disabled_total", "Endpoints disabled", ["reason"])
 LATENCY = Histogram(
     "genhub_webhook_latency_seconds",
     "Webhook endpoint response time",
@@ -53,14 +62,19 @@ class _RetryLater(Exception):
     """A failure before the POST (no secret, storage, DNS) that a later attempt may not hit."""
 
 
+SecretSource = Endpoint | SigningSecret
+
+
 @dataclass(frozen=True)
 class DispatchConfig:
     schedule: RetrySchedule
     max_in_flight: int = 32
+    max_in_flight_per_endpoint: int = 4
     lease: timedelta = timedelta(seconds=60)
     poll_s: float = 0.5
-    subscription_wait: timedelta = timedelta(minutes=15)
-    subscription_recheck: timedelta = timedelta(seconds=5)
+    fanout: FanoutConfig = field(default_factory=FanoutConfig)
+    disable_after: timedelta = timedelta(days=5)
+    message_batch: int = 200
 
 
 class Dispatcher:
@@ -85,41 +99,67 @@ class Dispatcher:
         self._clock = clock
         self._rand = rand
         self._token = uuid4()  # this process's lease mark
-        self._in_flight: dict[asyncio.Task[None], str] = {}
+        self._in_flight: dict[asyncio.Task[None], Delivery] = {}
+        self._per_target: dict[str, int] = {}
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """New or replayed work is due (a NOTIFY from any replica, or this process)."""
+        self._wakeup.set()
 
     async def run_forever(self) -> None:
         try:
             while True:
+                self._wakeup.clear()
                 try:
+                    await self._resolve_waiting()
                     claimed = await self._fill_slots()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("claiming deliveries failed; retrying")
                     claimed = 0
-                if len(self._in_flight) >= self._config.max_in_flight:
-                    await asyncio.wait(
-                        self._in_flight,
-                        timeout=self._config.poll_s,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                elif claimed == 0:
-                    await asyncio.sleep(self._config.poll_s)
+                if claimed == 0 or len(self._in_flight) >= self._config.max_in_flight:
+                    await self._idle()
         except asyncio.CancelledError:
             await self._shutdown()
             raise
 
+    async def _idle(self) -> None:
+        """Until a wake-up, a finished send (a slot or an endpoint's turn frees) or the poll."""
+        waiter = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait(
+                {waiter, *self._in_flight},
+                timeout=self._config.poll_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiter.cancel()
+
     async def drain(self) -> int:
-        """Claim and finish everything due now (tests and one-off runs); returns rows handled."""
+        """Fan out and send everything due now (tests and one-off runs); returns rows handled."""
         handled = 0
-        while claimed := await self._fill_slots():
+        while True:
+            resolved = await self._resolve_waiting()
+            claimed = await self._fill_slots()
             handled += claimed
-            await asyncio.gather(*self._in_flight)
-        return handled
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            elif not claimed and not resolved:
+                return handled
 
     async def aclose(self) -> None:
         await self._sender.aclose()
         await self._storage.aclose()
+
+    async def _resolve_waiting(self) -> int:
+        now = self._clock()
+        async with self._sessions() as session, session.begin():
+            messages = await repo.claim_waiting_messages(session, now, self._config.message_batch)
+            for message in messages:
+                await resolve(session, message, self._config.fanout, now)
+        return len(messages)
 
     async def _fill_slots(self) -> int:
         free = self._config.max_in_flight - len(self._in_flight)
@@ -127,15 +167,32 @@ class Dispatcher:
             return 0
         now = self._clock()
         async with self._sessions() as session, session.begin():
-            rows = await repo.claim_due(session, now, free, now + self._config.lease, self._token)
+            rows = await repo.claim_due(
+                session,
+                now,
+                free,
+                now + self._config.lease,
+                self._token,
+                per_target=self._per_target,
+                target_limit=self._config.max_in_flight_per_endpoint,
+            )
         for row in rows:
+            self._per_target[row.target_key] = self._per_target.get(row.target_key, 0) + 1
             task = asyncio.create_task(self._process(row))
-            self._in_flight[task] = row.id
-            task.add_done_callback(self._in_flight.pop)
+            self._in_flight[task] = row
+            task.add_done_callback(self._finished)
         return len(rows)
 
+    def _finished(self, task: "asyncio.Task[None]") -> None:
+        row = self._in_flight.pop(task)
+        left = self._per_target.get(row.target_key, 1) - 1
+        if left > 0:
+            self._per_target[row.target_key] = left
+        else:
+            self._per_target.pop(row.target_key, None)
+
     async def _shutdown(self) -> None:
-        ids = list(self._in_flight.values())
+        ids = [row.id for row in self._in_flight.values()]
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -156,34 +213,48 @@ class Dispatcher:
             log.exception("delivery %s failed unexpectedly", delivery.id)
 
     async def _process_unguarded(self, delivery: Delivery) -> None:
+        app_id = delivery.app_id
+        endpoint: Endpoint | None = None
+        app_secret: SigningSecret | None = None
         async with self._sessions() as session:
-            subscription = await repo.get_subscription(session, delivery.app_id, delivery.job_id)
-            secret_row = await repo.get_secret(session, delivery.app_id)
-            encrypted_secret = secret_row.secret_encrypted if secret_row else None
-
-        if delivery.status == DeliveryStatus.WAITING_SUBSCRIPTION:
-            now = self._clock()
-            step = resolve_waiting(
-                subscription_known=subscription is not None,
-                webhook_url=subscription.webhook_url if subscription else None,
-                created_at=delivery.created_at,
-                now=now,
-                max_wait=self._config.subscription_wait,
-                recheck=self._config.subscription_recheck,
-            )
-            if step.status is not DeliveryStatus.PENDING:
-                error = "no job.requested seen in time" if subscription is None else None
-                await self._save(delivery, step, now, last_error=error)
-                return
-        if subscription is None or not subscription.webhook_url:
-            await self._save(delivery, Transition(DeliveryStatus.NO_ENDPOINT, None), self._clock())
+            message = await repo.get_message(session, app_id, delivery.message_id)
+            if delivery.endpoint_id is not None:
+                endpoint = await repo.get_endpoint(session, app_id, delivery.endpoint_id)
+            else:
+                app_secret = await repo.get_secret(session, app_id)
+        if message is None:
+            raise RuntimeError(f"delivery {delivery.id} has no message")
+        if delivery.endpoint_id is not None and (endpoint is None or not endpoint.enabled):
+            gone = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
+            await self._save(delivery, Transition(DeliveryStatus.FAILED, None), last_error=gone)
             return
-        await self._attempt(delivery, subscription, encrypted_secret)
+        url = endpoint.url if endpoint is not None else delivery.target_url or ""
+        await self._attempt(delivery, message, url, endpoint or app_secret, endpoint)
+
+    def _signing_keys(self, source: SecretSource | None, now: datetime) -> list[str]:
+        if source is None:
+            raise _RetryLater("no signing secret for this app")
+        try:
+            current = self._secrets.decrypt(source.secret_encrypted)
+            previous = (
+                self._secrets.decrypt(source.previous_secret_encrypted)
+                if source.previous_secret_encrypted
+                else None
+            )
+        except ConfigError as exc:  # key removed from NOTIFIER_ENCRYPTION_KEY: fixable
+            raise _RetryLater(
+                "signing secret cannot be decrypted with the configured keys"
+            ) from exc
+        return signing_secrets(current, previous, source.previous_expires_at, now)
 
     async def _attempt(
-        self, delivery: Delivery, subscription: JobSubscription, encrypted_secret: str | None
+        self,
+        delivery: Delivery,
+        message: Message,
+        url: str,
+        secret_source: SecretSource | None,
+        endpoint: Endpoint | None,
     ) -> None:
-        url = subscription.webhook_url or ""
         attempt_no = delivery.attempt_count + 1
         started = self._clock()
         latency_ms: int | None = None
@@ -191,16 +262,9 @@ class Dispatcher:
         send_error: str | None = None
         try:
             target = await self._guard.check(url)
-            if encrypted_secret is None:
-                raise _RetryLater("no signing secret for this app")
-            try:
-                secret = self._secrets.decrypt(encrypted_secret)
-            except ConfigError as exc:  # key removed from NOTIFIER_ENCRYPTION_KEY: fixable
-                raise _RetryLater(
-                    "signing secret cannot be decrypted with the configured keys"
-                ) from exc
-            body = await self._body(delivery, subscription)
-            headers = signed_headers(secret, delivery.id, int(started.timestamp()), body)
+            keys = self._signing_keys(secret_source, started)
+            body = await self._body(message)
+            headers = signed_headers(keys, message.id, int(started.timestamp()), body)
             result = await self._sender.post(target, headers, body)
             latency_ms, excerpt, send_error = (
                 result.latency_ms,
@@ -215,8 +279,10 @@ class Dispatcher:
             outcome, send_error = Outcome(), str(exc)
 
         now = self._clock()
-        decision = decide(outcome, attempt_no, self._config.schedule, now, self._rand)
-        status_code = outcome.status_code
+        # The schedule restarts after a replay: count attempts since then.
+        decision = decide(
+            outcome, attempt_no - delivery.schedule_offset, self._config.schedule, now, self._rand
+        )
         error = error_text(outcome, decision, send_error)
         step = Transition(decision.status, decision.next_attempt_at)
         attempt = DeliveryAttempt(
@@ -224,7 +290,7 @@ class Dispatcher:
             attempt_no=attempt_no,
             url=url,
             started_at=started,
-            status_code=status_code,
+            status_code=outcome.status_code,
             latency_ms=latency_ms,
             response_excerpt=excerpt,
             error=error,
@@ -234,44 +300,59 @@ class Dispatcher:
             "webhook attempt",
             extra={
                 "delivery_id": delivery.id,
+                "webhook_id": message.id,
                 "job_id": str(delivery.job_id),
                 "app_id": str(delivery.app_id),
+                "endpoint_id": str(delivery.endpoint_id),
                 "attempt": attempt_no,
-                "status_code": status_code,
+                "status_code": outcome.status_code,
                 "latency_ms": latency_ms,
                 "outcome": decision.attempt_outcome.value,
                 "next_status": step.status.value,
                 "reason": decision.reason.value,
             },
         )
+        if (
+            step.status is DeliveryStatus.FAILED
+            and error
+            and not error.startswith(decision.reason.value)
+        ):
+            error = f"{decision.reason.value}: {error}"  # dead-lettered, and why
         await self._save(
             delivery,
             step,
-            now,
             attempt=attempt,
             attempt_count=attempt_no,
             last_error=error,
             url=url,
+            endpoint=endpoint,
+            decision=decision,
         )
 
-    async def _body(self, delivery: Delivery, subscription: JobSubscription) -> bytes:
-        event_type = WebhookEventType(delivery.event_type)
-        data = delivery.event_data
+    async def _body(self, message: Message) -> bytes:
+        event_type = WebhookEventType(message.event_type)
+        data = message.event_data
+        if not event_type.is_job_event:
+            return build_body(event_type, message.occurred_at, data)
         outputs = (
-            await self._storage.job_files(delivery.app_id, delivery.job_id)
-            if event_type is WebhookEventType.SUCCEEDED
+            await self._storage.job_files(message.app_id, message.job_id)
+            if event_type is WebhookEventType.SUCCEEDED and message.job_id is not None
             else []
         )
         return build_body(
             event_type,
-            datetime.fromisoformat(data["occurred_at"]),
+            message.occurred_at,
             WebhookData(
-                job_id=str(delivery.job_id),
-                user_id=str(data.get("user_id") or subscription.user_id),
-                model=subscription.model,
+                job_id=str(message.job_id),
+                user_id=str(data.get("user_id") or ""),
+                model=str(data.get("model") or ""),
                 outputs=outputs,
                 error=data.get("error"),
-                metadata=subscription.job_metadata,
+                metadata=data.get("metadata") or {},
+                tokens_charged=data.get("tokens_charged"),
+                tokens_refunded=data.get("tokens_refunded"),
+                requested_at=data.get("requested_at"),
+                completed_at=data.get("completed_at"),
             ),
         )
 
@@ -279,13 +360,15 @@ class Dispatcher:
         self,
         delivery: Delivery,
         step: Transition,
-        now: datetime,
         *,
         attempt: DeliveryAttempt | None = None,
         attempt_count: int | None = None,
         last_error: str | None = None,
         url: str | None = None,
+        endpoint: Endpoint | None = None,
+        decision: Decision | None = None,
     ) -> None:
+        now = self._clock()
         token: UUID = delivery.claim_token or self._token
         async with self._sessions() as session, session.begin():
             if attempt is not None:
@@ -300,7 +383,40 @@ class Dispatcher:
                 last_error=last_error,
                 target_url=url,
             )
+            if kept and endpoint is not None and decision is not None:
+                await self._endpoint_health(session, endpoint, decision, now)
         if not kept:
             log.warning("lease on delivery %s expired before it finished", delivery.id)
-        elif step.status.is_terminal:
+            return
+        if step.status.is_terminal:
             FINISHED.labels(step.status.value).inc()
+        if decision is not None and decision.reason is Reason.RETRIES_EXHAUSTED:
+            EXHAUSTED.inc()
+            log.warning(
+                "delivery exhausted its schedule; dead-lettered",
+                extra={"delivery_id": delivery.id, "app_id": str(delivery.app_id)},
+            )
+
+    async def _endpoint_health(
+        self, session: AsyncSession, endpoint: Endpoint, decision: Decision, now: datetime
+    ) -> None:
+        failing_since = await repo.record_endpoint_result(
+            session,
+            endpoint.app_id,
+            endpoint.id,
+            ok=decision.reason is Reason.DELIVERED,
+            now=now,
+        )
+        reason = disable_reason(decision, failing_since, now, self._config.disable_after)
+        if reason is None:
+            return
+        disabled = await repo.disable_endpoint(
+            session, endpoint.app_id, endpoint.id, reason.value, now
+        )
+        if disabled is not None:  # this attempt disabled it: tell the app's other endpoints
+            DISABLED.labels(reason.value).inc()
+            log.warning(
+                "endpoint disabled",
+                extra={"endpoint_id": str(endpoint.id), "reason": reason.value},
+            )
+            await announce_disabled(session, self._config.fanout, disabled, now)

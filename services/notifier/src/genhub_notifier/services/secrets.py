@@ -1,7 +1,7 @@
-"""Signing secrets: created once per app, rotated on request, encrypted at rest."""
+"""App signing secrets (for jobs' own webhook_url): created once, rotated with a grace period."""
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from genhub_platform.errors import ApiError
@@ -19,13 +19,21 @@ def new_secret() -> str:
 
 
 async def create_signing_secret(
-    uow: UnitOfWork, box: SecretBox, app_id: UUID, *, rotate: bool
+    uow: UnitOfWork,
+    box: SecretBox,
+    app_id: UUID,
+    *,
+    rotate: bool,
+    grace: timedelta = timedelta(hours=24),
+    now: datetime | None = None,
 ) -> str:
-    """Returns the new plaintext secret (shown once); 409 secret_exists unless rotating."""
+    """Returns the new plaintext secret (shown once); 409 secret_exists unless rotating.
+    Rotating keeps the old secret signing (second signature) for `grace`."""
     secret = new_secret()
     encrypted = box.encrypt(secret)
+    moment = now or datetime.now(UTC)
     if rotate:
-        await repo.replace_secret(uow.session, app_id, encrypted, datetime.now(UTC))
+        await repo.rotate_secret(uow.session, app_id, encrypted, moment + grace, moment)
     elif not await repo.insert_secret(uow.session, app_id, encrypted):
         raise ApiError(
             409,
