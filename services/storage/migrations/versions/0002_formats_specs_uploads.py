@@ -75,4 +75,9 @@ def downgrade() -> None:
     op.drop_column("objects", "thumbnail_key")
     op.drop_column("objects", "user_id")
     op.create_index("ix_objects_sha256", "objects", ["sha256"])
+    # 0001 had one row per key: rows that share an object (dedupe) keep only the oldest.
+    op.execute(
+        "DELETE FROM objects o USING objects keep "
+        "WHERE o.key = keep.key AND (o.created_at, o.id) > (keep.created_at, keep.id)"
+    )
     op.create_unique_constraint("uq_objects_key", "objects", ["key"])
