@@ -3,7 +3,7 @@
 import os
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -11,8 +11,10 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 from fastapi import FastAPI
+from genhub_gateway.adapters.urls import UrlChecker
 from genhub_gateway.cli import MIGRATIONS_DIR
 from genhub_gateway.config import Settings
+from genhub_gateway.domain.ratelimit import Limit, Usage
 from genhub_gateway.main import create_app
 from genhub_platform.migrations import upgrade_to_head
 from sqlalchemy import text
@@ -43,6 +45,7 @@ class FakeUpstreams:
     files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
+    applied_grants: set[tuple[str, str, str | None]] = field(default_factory=set)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -66,8 +69,12 @@ class FakeUpstreams:
             grant = json.loads(request.content)
             if grant["amount"] <= 0:
                 return httpx.Response(422, json={"error": {"code": "validation_error"}})
-            total = self.balances.get((m[1], m[2]), 0) + grant["amount"]
-            self.balances[(m[1], m[2])] = total
+            # Like billing: a grant's idempotency key applies it once per (app, user).
+            once = (m[1], m[2], grant.get("idempotency_key"))
+            if once[2] is None or once not in self.applied_grants:
+                self.applied_grants.add(once)
+                self.balances[(m[1], m[2])] = self.balances.get((m[1], m[2]), 0) + grant["amount"]
+            total = self.balances[(m[1], m[2])]
             return httpx.Response(
                 201,
                 json={"transfer_id": "t-1", "balance": total, "reserved": 0, "available": total},
@@ -78,6 +85,24 @@ class FakeUpstreams:
                 return httpx.Response(404, json={"error": {"code": "not_found"}})
             return httpx.Response(200, json={"files": files})
         return httpx.Response(404, json={"error": {"code": "not_found"}})
+
+
+class CountingLimiter:
+    """In-memory stand-in for the database rate limiter (tests that never reach the DB)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    async def hit(self, limits: Sequence[Limit]) -> list[Usage]:
+        usages = []
+        for limit in limits:
+            count = self.counts.get(limit.bucket, 0)
+            allowed = count < limit.quota
+            usages.append(Usage(limit, allowed, count + 1 if allowed else count, 60.0))
+        if all(u.allowed for u in usages):
+            for limit in limits:
+                self.counts[limit.bucket] = self.counts.get(limit.bucket, 0) + 1
+        return usages
 
 
 def _db_reachable(url: str) -> bool:
@@ -111,9 +136,19 @@ def settings() -> Settings:
     )
 
 
+# Offline DNS for the SSRF checks: names ending in .internal resolve to a private address,
+# every other name to a public one.
+async def fake_resolver(host: str, port: int) -> list[str]:
+    if host.endswith(".internal"):
+        return ["10.1.2.3"]
+    return ["93.184.216.34"]
+
+
 @pytest.fixture
 def app(settings: Settings, upstreams: FakeUpstreams) -> Iterator[FastAPI]:
-    yield create_app(settings, upstream_transport=httpx.MockTransport(upstreams.handle))
+    app = create_app(settings, upstream_transport=httpx.MockTransport(upstreams.handle))
+    app.state.gateway.urls = UrlChecker(allow_private=False, resolver=fake_resolver)
+    yield app
 
 
 @pytest.fixture
@@ -130,7 +165,8 @@ async def clean_db(migrated_db: str, app: FastAPI) -> FastAPI:
     async with app.state.runtime.engine.begin() as conn:
         await conn.execute(
             text(
-                "TRUNCATE outbox, processed_events, idempotency_keys, jobs, api_keys, apps"
+                "TRUNCATE outbox, processed_events, idempotency_keys, jobs, api_keys, end_users,"
+                " rate_limit_counters, admin_tokens, audit_log, apps"
                 " RESTART IDENTITY CASCADE"
             )
         )

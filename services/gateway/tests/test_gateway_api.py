@@ -14,6 +14,8 @@ from genhub_gateway.adapters.keystore import KeyStore
 from genhub_gateway.adapters.repositories import KeyOwner
 from genhub_gateway.domain.keys import generate_key
 
+from .conftest import CountingLimiter
+
 ACTIVE = generate_key()
 REVOKED = generate_key()
 DISABLED = generate_key()
@@ -47,6 +49,10 @@ async def _lookup(key_hash: str) -> KeyOwner | None:
 @pytest.fixture(autouse=True)
 def fake_keys(app: FastAPI) -> None:
     app.state.gateway.keys = KeyStore(_lookup)
+    app.state.gateway.limiter = CountingLimiter()
+    # End users already seen: their first-use bookkeeping (a database write) is skipped here.
+    for user in ("u1", "user@example.com"):
+        app.state.gateway.known_users.add((str(APP_ID), user))
 
 
 VALID = {"model": "mock", "input": {"prompt": "a boat"}}
@@ -188,35 +194,6 @@ async def test_unreachable_upstream_is_503(
     response = await http.request(method, path, headers=GOOD, json=body)
     assert response.status_code == 503, response.text
     assert code(response) == "upstream_unavailable"
-
-
-async def test_balance_and_grant_go_to_billing_for_this_app(
-    http: httpx.AsyncClient, upstreams: Any
-) -> None:
-    response = await http.post(
-        "/v1/users/user@example.com/tokens",
-        headers=GOOD,  # with an Idempotency-Key it reaches the database: see test_gateway_db
-        json={"amount": 25, "reason": "purchase"},
-    )
-    assert response.status_code == 201, response.text
-    assert response.json() == {
-        "user_id": "user@example.com",
-        "balance": 25,
-        "reserved": 0,
-        "available": 25,
-        "transfer_id": "t-1",
-    }
-    grant_call = upstreams.requests[-1]
-    assert grant_call.url.path == f"/internal/apps/{APP_ID}/users/user@example.com/grants"
-    assert b'"idempotency_key":null' in grant_call.content
-
-    response = await http.get("/v1/users/user@example.com", headers=GOOD)
-    assert response.json() == {
-        "user_id": "user@example.com",
-        "balance": 25,
-        "reserved": 0,
-        "available": 25,
-    }
 
 
 @pytest.mark.parametrize(

@@ -32,3 +32,23 @@ class Settings(PlatformSettings):
     wait_poll_interval_s: float = Field(
         default=0.1, validation_alias="GATEWAY_WAIT_POLL_INTERVAL_S"
     )
+
+    # SSRF: webhook URLs and input image URLs on loopback/private networks are refused unless
+    # the deployment allows them (the local stack does; production must not).
+    allow_private_urls: bool = Field(default=False, validation_alias="GATEWAY_ALLOW_PRIVATE_URLS")
+
+    # Defaults for new apps (each app's own values are editable through the admin API).
+    default_app_rate_limit: int = Field(
+        default=6000, ge=1, validation_alias="GATEWAY_DEFAULT_APP_RATE_LIMIT"
+    )
+    default_user_rate_limit: int = Field(
+        default=600, ge=1, validation_alias="GATEWAY_DEFAULT_USER_RATE_LIMIT"
+    )
+    # Failed authentications allowed per source address per minute; then 429.
+    auth_failure_limit: int = Field(default=30, ge=1, validation_alias="GATEWAY_AUTH_FAILURE_LIMIT")
+
+    # Request bodies above these sizes get 413 payload_too_large.
+    max_body_bytes: int = Field(default=1024 * 1024, validation_alias="GATEWAY_MAX_BODY_BYTES")
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024, validation_alias="GATEWAY_MAX_UPLOAD_BYTES"
+    )

@@ -9,11 +9,14 @@ from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
 from genhub_gateway import services
 from genhub_gateway.adapters.catalog import ModelCatalog
-from genhub_gateway.adapters.keystore import KeyStore, db_loader
+from genhub_gateway.adapters.keystore import KeyStore, admin_token_loader, db_loader
+from genhub_gateway.adapters.ratelimit import RateLimiter
 from genhub_gateway.adapters.upstream import Upstreams
+from genhub_gateway.adapters.urls import UrlChecker
 from genhub_gateway.config import Settings
 from genhub_gateway.handlers import admin, http, kafka
 from genhub_gateway.handlers.deps import Gateway
+from genhub_gateway.handlers.middleware import GatewayMiddleware
 
 
 def build_gateway(
@@ -32,6 +35,11 @@ def build_gateway(
         upstreams=upstreams,
         catalog=ModelCatalog(upstreams.orchestrator, ttl_s=settings.models_cache_ttl_s),
         keys=KeyStore(db_loader(runtime.sessions), ttl_s=settings.auth_cache_ttl_s),
+        admin_tokens=KeyStore(
+            admin_token_loader(runtime.sessions), ttl_s=settings.auth_cache_ttl_s
+        ),
+        limiter=RateLimiter(runtime.engine),
+        urls=UrlChecker(allow_private=settings.allow_private_urls),
     )
 
 
@@ -63,4 +71,11 @@ def create_app(
     runtime.background.append(prune_idempotency_keys)
     app = create_service_app(runtime, title="genhub gateway", routers=[http.router, admin.router])
     app.state.gateway = gateway
+
+    def body_limit(path: str) -> int:
+        if path.startswith("/v1/uploads"):
+            return settings.max_upload_bytes
+        return settings.max_body_bytes
+
+    app.add_middleware(GatewayMiddleware, limit_for=body_limit)
     return app

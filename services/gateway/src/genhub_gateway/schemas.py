@@ -5,7 +5,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from genhub_contracts import GenerationInput, JobStatus, Plan
+from genhub_contracts import AppOptions, GenerationInput, JobStatus, Plan
+from genhub_contracts.jobs import Watermark
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from genhub_gateway.domain.identifiers import SLUG_PATTERN
@@ -16,6 +17,22 @@ MAX_METADATA_BYTES = 8 * 1024
 # --- admin ------------------------------------------------------------------------------------
 
 
+MAX_RATE = 1_000_000
+MAX_WELCOME = 1_000_000_000
+
+
+class AppOptionsPatch(BaseModel):
+    """Change some of the app's job options; fields left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cache: bool | None = None
+    charge_cache_hits: bool | None = None
+    enhance_prompt: bool | None = None
+    watermark: Watermark | None = Field(default=None, description="null removes the watermark")
+    output_retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+
 class CreateAppRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,6 +40,18 @@ class CreateAppRequest(BaseModel):
     slug: str = Field(pattern=SLUG_PATTERN, description="lowercase letters, digits and dashes")
     plan: Plan = Plan.FREE
     webhook_url: HttpUrl | None = None
+    welcome_grant: int = Field(
+        default=0, ge=0, le=MAX_WELCOME, description="tokens each new end user gets once"
+    )
+    rate_limit_per_minute: int | None = Field(
+        default=None, ge=1, le=MAX_RATE, description="the app's requests per minute"
+    )
+    user_rate_limit_per_minute: int | None = Field(
+        default=None, ge=1, le=MAX_RATE, description="requests per minute per end user"
+    )
+    options: AppOptions = Field(
+        default_factory=AppOptions, description="copied into every job (spec.app)"
+    )
 
 
 class UpdateAppRequest(BaseModel):
@@ -32,6 +61,10 @@ class UpdateAppRequest(BaseModel):
     plan: Plan | None = None
     enabled: bool | None = None
     webhook_url: HttpUrl | None = None
+    welcome_grant: int | None = Field(default=None, ge=0, le=MAX_WELCOME)
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=MAX_RATE)
+    user_rate_limit_per_minute: int | None = Field(default=None, ge=1, le=MAX_RATE)
+    options: AppOptionsPatch | None = None
 
 
 class AppOut(BaseModel):
@@ -41,7 +74,12 @@ class AppOut(BaseModel):
     plan: Plan
     enabled: bool
     webhook_url: str | None = None
+    welcome_grant: int = 0
+    rate_limit_per_minute: int
+    user_rate_limit_per_minute: int
+    options: AppOptions
     created_at: datetime
+    updated_at: datetime | None = None
 
 
 class KeyOut(BaseModel):
@@ -72,6 +110,48 @@ class AppListOut(BaseModel):
     apps: list[AppWithKeysOut]
 
 
+class CreateAdminTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
+
+
+class AdminTokenOut(BaseModel):
+    id: UUID
+    name: str
+    prefix: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CreatedAdminTokenOut(BaseModel):
+    token: str = Field(description="shown once; only its hash is stored")
+    admin_token: AdminTokenOut
+
+
+class AdminTokenListOut(BaseModel):
+    tokens: list[AdminTokenOut]
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    app_id: UUID | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+
+
+class AuditPageOut(BaseModel):
+    entries: list[AuditEntryOut]
+    next_cursor: str | None
+
+
 # --- public -----------------------------------------------------------------------------------
 
 
@@ -87,6 +167,12 @@ class GenerateRequest(BaseModel):
         default_factory=dict, description="echoed back in the job and its webhook (≤ 8 KiB)"
     )
     priority: int = Field(default=5, ge=0, le=9)
+    cache: bool = Field(
+        default=True, description="false: do not answer this request from the result cache"
+    )
+    enhance_prompt: bool | None = Field(
+        default=None, description="rewrite the prompt before generating; null: the app's default"
+    )
 
     @field_validator("metadata")
     @classmethod

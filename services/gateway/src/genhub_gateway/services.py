@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from genhub_contracts import (
+    AppOptions,
     Envelope,
     JobCancelRequested,
     JobRequested,
@@ -39,6 +40,8 @@ from genhub_gateway.domain.cursor import InvalidCursor, decode_cursor, encode_cu
 from genhub_gateway.domain.keys import NewKey, generate_key
 from genhub_gateway.domain.readmodel import JobProgress
 from genhub_gateway.schemas import (
+    AppOptionsPatch,
+    CreateAppRequest,
     GenerateRequest,
     JobErrorOut,
     JobOut,
@@ -78,11 +81,10 @@ def _new_key_row(app_id: UUID) -> tuple[ApiKeyRow, NewKey]:
 async def create_app(
     uow: UnitOfWork,
     notifier: NotifierClient,
+    request: CreateAppRequest,
     *,
-    name: str,
-    slug: str,
-    plan: Plan,
-    webhook_url: str | None,
+    default_rate_limit: int,
+    default_user_rate_limit: int,
 ) -> CreatedApp:
     """Insert the app and its first key, then ask the notifier for the signing secret.
 
@@ -90,10 +92,20 @@ async def create_app(
     the admin can simply retry (a secret orphaned by a failed commit belongs to an app id that
     never exists).
     """
+    slug = request.slug
     apps = AppRepository(uow.session)
     if await apps.slug_taken(slug):
         raise ApiError(409, "slug_taken", f"An app with slug {slug!r} already exists.")
-    app = AppRow(name=name, slug=slug, plan=plan.value, webhook_url=webhook_url)
+    app = AppRow(
+        name=request.name,
+        slug=slug,
+        plan=request.plan.value,
+        webhook_url=str(request.webhook_url) if request.webhook_url else None,
+        welcome_grant=request.welcome_grant,
+        rate_limit_per_minute=request.rate_limit_per_minute or default_rate_limit,
+        user_rate_limit_per_minute=request.user_rate_limit_per_minute or default_user_rate_limit,
+        options=request.options.model_dump(mode="json"),
+    )
     uow.session.add(app)
     try:
         # Flushed on its own: without ORM relationships the key row's insert is not ordered
@@ -115,14 +127,22 @@ async def issue_key(uow: UnitOfWork, app_id: UUID) -> tuple[ApiKeyRow, NewKey]:
     return key, new
 
 
-async def revoke_key(uow: UnitOfWork, app_id: UUID, key_id: UUID) -> ApiKeyRow:
+async def revoke_key(uow: UnitOfWork, app_id: UUID, key_id: UUID) -> tuple[ApiKeyRow, bool]:
+    """The key, and whether this call revoked it (False: it already was)."""
     key = await AppRepository(uow.session).get_key(app_id, key_id)
     if key is None:
         raise ApiError(404, "key_not_found", "No such key for this app.")
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
-        uow.session.add(key)
-    return key
+    if key.revoked_at is not None:
+        return key, False
+    key.revoked_at = utcnow()
+    uow.session.add(key)
+    return key, True
+
+
+def merged_options(current: dict[str, Any], patch: AppOptionsPatch) -> AppOptions:
+    """The app's job options after a partial change (validated as a whole)."""
+    base = AppOptions.model_validate(current or {}).model_dump()
+    return AppOptions.model_validate({**base, **patch.model_dump(exclude_unset=True)})
 
 
 async def update_app(uow: UnitOfWork, app_id: UUID, change: UpdateAppRequest) -> AppRow:
@@ -130,14 +150,20 @@ async def update_app(uow: UnitOfWork, app_id: UUID, change: UpdateAppRequest) ->
     if app is None:
         raise app_not_found()
     fields = change.model_dump(exclude_unset=True)
-    if "name" in fields and change.name is not None:
-        app.name = change.name
-    if "plan" in fields and change.plan is not None:
+    if fields.get("name") is not None:
+        app.name = fields["name"]
+    if change.plan is not None:
         app.plan = change.plan.value
-    if "enabled" in fields and change.enabled is not None:
-        app.enabled = change.enabled
+    if fields.get("enabled") is not None:
+        app.enabled = fields["enabled"]
     if "webhook_url" in fields:  # explicit null clears it
         app.webhook_url = str(change.webhook_url) if change.webhook_url else None
+    for name in ("welcome_grant", "rate_limit_per_minute", "user_rate_limit_per_minute"):
+        if fields.get(name) is not None:
+            setattr(app, name, fields[name])
+    if change.options is not None:
+        app.options = merged_options(app.options, change.options).model_dump(mode="json")
+    app.updated_at = utcnow()
     uow.session.add(app)
     return app
 
@@ -145,14 +171,8 @@ async def update_app(uow: UnitOfWork, app_id: UUID, change: UpdateAppRequest) ->
 # --- jobs -------------------------------------------------------------------------------------
 
 
-async def submit_job(
-    uow: UnitOfWork,
-    catalog: ModelCatalog,
-    caller: KeyOwner,
-    user_id: str,
-    request: GenerateRequest,
-) -> JobRow:
-    """Accept a job: the read-model row and `job.requested` go in one transaction."""
+async def check_model(catalog: ModelCatalog, request: GenerateRequest) -> None:
+    """422 unless the model exists, is enabled and makes that many outputs (cached catalog)."""
     model = await catalog.get(request.model)
     if model is None or not model.enabled:
         raise ApiError(422, "unknown_model", f"Model {request.model!r} is not available.")
@@ -170,6 +190,16 @@ async def submit_job(
             ],
         )
 
+
+async def submit_job(
+    uow: UnitOfWork,
+    catalog: ModelCatalog,
+    caller: KeyOwner,
+    user_id: str,
+    request: GenerateRequest,
+) -> JobRow:
+    """Accept a job: the read-model row and `job.requested` go in one transaction."""
+    await check_model(catalog, request)
     webhook_url = request.webhook_url or caller.webhook_url
     spec = JobSpec(
         user_id=user_id,
@@ -179,6 +209,9 @@ async def submit_job(
         plan=Plan(caller.plan),
         webhook_url=str(webhook_url) if webhook_url else None,
         metadata=request.metadata,
+        cache=request.cache,
+        enhance_prompt=request.enhance_prompt,
+        app=caller.options,  # a snapshot: later edits to the app do not change this job
     )
     job = JobRow(
         app_id=caller.app_id,

@@ -1,17 +1,26 @@
 """Queries over the gateway's tables. Every job query is scoped by app id (tenant isolation)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, or_, update
+from genhub_contracts import AppOptions
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy import tuple_ as sa_tuple
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, IdempotencyKeyRow, JobRow
+from genhub_gateway.adapters.tables import (
+    AdminTokenRow,
+    ApiKeyRow,
+    AppRow,
+    AuditRow,
+    EndUserRow,
+    IdempotencyKeyRow,
+    JobRow,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,29 @@ class KeyOwner:
     plan: str
     enabled: bool
     webhook_url: str | None
+    key_prefix: str = ""
+    welcome_grant: int = 0
+    rate_limit_per_minute: int = 6000
+    user_rate_limit_per_minute: int = 600
+    options: AppOptions = field(default_factory=AppOptions)
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"app:{self.app_slug}/key:{self.key_prefix}"
+
+
+@dataclass(frozen=True)
+class AdminTokenOwner:
+    token_hash: str
+    id: UUID
+    name: str
+    prefix: str
+    revoked: bool
+
+    @property
+    def actor(self) -> str:
+        return f"admin:{self.name}/{self.prefix}"
 
 
 class AppRepository:
@@ -75,6 +107,11 @@ class AppRepository:
             plan=app.plan,
             enabled=app.enabled,
             webhook_url=app.webhook_url,
+            key_prefix=key.prefix,
+            welcome_grant=app.welcome_grant,
+            rate_limit_per_minute=app.rate_limit_per_minute,
+            user_rate_limit_per_minute=app.user_rate_limit_per_minute,
+            options=AppOptions.model_validate(app.options or {}),
         )
 
 
@@ -204,3 +241,102 @@ class IdempotencyRepository:
             )
         )
         return int(result.rowcount or 0)
+
+
+class AdminTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def owner(self, token_hash: str) -> AdminTokenOwner | None:
+        rows = await self.session.exec(
+            select(AdminTokenRow).where(AdminTokenRow.token_hash == token_hash)
+        )
+        row = rows.first()
+        if row is None:
+            return None
+        return AdminTokenOwner(
+            token_hash=row.token_hash,
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            revoked=row.revoked_at is not None,
+        )
+
+    async def all(self) -> list[AdminTokenRow]:
+        rows = await self.session.exec(
+            select(AdminTokenRow).order_by(col(AdminTokenRow.created_at))
+        )
+        return list(rows.all())
+
+    async def get(self, token_id: UUID) -> AdminTokenRow | None:
+        return await self.session.get(AdminTokenRow, token_id)
+
+
+class EndUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def first_sight(self, app_id: UUID, user_id: str, welcome_tokens: int) -> EndUserRow:
+        """The end user's row, created now (with the app's current welcome grant) if new."""
+        await self.session.exec(
+            insert(EndUserRow)  # type: ignore[call-overload]
+            .values(app_id=app_id, user_id=user_id, welcome_tokens=welcome_tokens)
+            .on_conflict_do_nothing(index_elements=["app_id", "user_id"])
+        )
+        rows = await self.session.exec(
+            select(EndUserRow).where(EndUserRow.app_id == app_id, EndUserRow.user_id == user_id)
+        )
+        return rows.one()
+
+    async def mark_welcomed(self, app_id: UUID, user_id: str, transfer_id: str | None) -> bool:
+        """True for the one request that records the welcome grant as applied."""
+        result = await self.session.exec(
+            update(EndUserRow)  # type: ignore[call-overload]
+            .where(
+                col(EndUserRow.app_id) == app_id,
+                col(EndUserRow.user_id) == user_id,
+                col(EndUserRow.welcome_granted_at).is_(None),
+            )
+            .values(welcome_granted_at=func.now(), welcome_transfer_id=transfer_id)
+        )
+        return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str | None = None
+    action: str | None = None
+    app_id: UUID | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: AuditRow) -> None:
+        self.session.add(row)
+
+    async def page(
+        self, filters: AuditFilters, *, limit: int, before_id: int | None
+    ) -> list[AuditRow]:
+        """Newest first; `before_id` continues after the previous page's last row."""
+        query = select(AuditRow)
+        if filters.actor is not None:
+            query = query.where(AuditRow.actor == filters.actor)
+        if filters.action is not None:
+            query = query.where(AuditRow.action == filters.action)
+        if filters.app_id is not None:
+            query = query.where(AuditRow.app_id == filters.app_id)
+        if filters.target_id is not None:
+            query = query.where(AuditRow.target_id == filters.target_id)
+        if filters.since is not None:
+            query = query.where(col(AuditRow.at) >= filters.since)
+        if filters.until is not None:
+            query = query.where(col(AuditRow.at) < filters.until)
+        if before_id is not None:
+            query = query.where(col(AuditRow.id) < before_id)
+        query = query.order_by(col(AuditRow.id).desc()).limit(limit)
+        return list((await self.session.exec(query)).all())

@@ -30,7 +30,85 @@ class AppRow(SQLModel, table=True):
     plan: str = Field(max_length=16)
     enabled: bool = True
     webhook_url: str | None = Field(default=None, max_length=2048)
+    # Tokens granted (through billing) to each end user the first time the app names them.
+    welcome_grant: int = 0
+    # Requests per minute: for the whole app, and for each of its end users (X-User-ID).
+    rate_limit_per_minute: int = 6000
+    user_rate_limit_per_minute: int = 600
+    # genhub_contracts.AppOptions as JSON, snapshotted into every job's spec.
+    options: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class EndUserRow(SQLModel, table=True):
+    """An app's end user, created the first time the app names them; the welcome grant is
+    recorded here once billing has applied it."""
+
+    __tablename__ = "end_users"
+
+    app_id: UUID = Field(foreign_key="apps.id", primary_key=True)
+    user_id: str = Field(max_length=128, primary_key=True)
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    # The welcome grant decided at first sight (the app's setting then); pending while
+    # welcome_tokens > 0 and welcome_granted_at is null.
+    welcome_tokens: int = 0
+    welcome_granted_at: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True, server_default=False)
+    )
+    welcome_transfer_id: str | None = Field(default=None, max_length=64)
+
+
+class RateLimitCounterRow(SQLModel, table=True):
+    """One rate-limit bucket (app, end user, or source address of failed authentication):
+    requests counted in the window that began at `window_start`. Shared by every replica."""
+
+    __tablename__ = "rate_limit_counters"
+
+    bucket: str = Field(max_length=300, primary_key=True)
+    window_start: datetime = Field(sa_column=_ts(server_default=False))
+    window_s: int
+    max_count: int
+    count: int
+
+
+class AdminTokenRow(SQLModel, table=True):
+    """Admin tokens created through the admin API; only the SHA-256 is stored."""
+
+    __tablename__ = "admin_tokens"
+
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=32)
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True, server_default=False)
+    )
+
+
+class AuditRow(SQLModel, table=True):
+    """Who did what to which target, with the state before and after (append only)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_app_id", "app_id", "id"),
+        Index("ix_audit_log_action", "action", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=300)
+    app_id: UUID | None = None
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    request_id: str | None = Field(default=None, max_length=128)
 
 
 class ApiKeyRow(SQLModel, table=True):

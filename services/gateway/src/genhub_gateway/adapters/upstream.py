@@ -149,6 +149,17 @@ class StorageClient(UpstreamClient):
             raise UpstreamError(self.service, "no files list")
         return [f for f in files if isinstance(f, dict)]
 
+    async def upload_exists(self, app_id: UUID, key: str) -> bool:
+        """Whether `key` is one of this app's uploads (keys of other apps are not found)."""
+        if not key.startswith(f"inputs/{app_id}/") or ".." in key.split("/"):
+            return False
+        r = await self.request("GET", f"/internal/apps/{_seg(app_id)}/uploads/{quote(key)}")
+        if r.status_code == 200:
+            return True
+        if r.status_code in (400, 404, 422):
+            return False
+        raise self.unexpected(r)
+
 
 class NotifierClient(UpstreamClient):
     async def create_signing_secret(self, app_id: UUID) -> str:

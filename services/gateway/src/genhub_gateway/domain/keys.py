@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 
 KEY_PREFIX = "gh_live_"
+ADMIN_TOKEN_PREFIX = "gh_admin_"  # noqa: S105 (a prefix, not a secret)
 _RANDOM_BYTES = 32
 _DISPLAY_CHARS = 8
 
@@ -29,9 +30,11 @@ def display_prefix(api_key: str) -> str:
     return api_key[: len(KEY_PREFIX) + _DISPLAY_CHARS]
 
 
-def generate_key() -> NewKey:
-    secret = KEY_PREFIX + secrets.token_urlsafe(_RANDOM_BYTES)
-    return NewKey(secret=secret, prefix=display_prefix(secret), hash=hash_key(secret))
+def generate_key(kind: str = KEY_PREFIX) -> NewKey:
+    """An API key, or with `kind=ADMIN_TOKEN_PREFIX` an admin token (same strength)."""
+    secret = kind + secrets.token_urlsafe(_RANDOM_BYTES)
+    prefix = secret[: len(kind) + _DISPLAY_CHARS]
+    return NewKey(secret=secret, prefix=prefix, hash=hash_key(secret))
 
 
 def hashes_match(stored: str, presented: str) -> bool:
@@ -42,3 +45,7 @@ def hashes_match(stored: str, presented: str) -> bool:
 def looks_like_key(value: str) -> bool:
     """Cheap shape check before touching the database (keys are ~51 ASCII chars)."""
     return value.startswith(KEY_PREFIX) and 16 <= len(value) <= 128 and value.isascii()
+
+
+def looks_like_admin_token(value: str) -> bool:
+    return value.startswith(ADMIN_TOKEN_PREFIX) and 24 <= len(value) <= 128 and value.isascii()

@@ -1,5 +1,6 @@
 """Public API for apps: `/v1/*`, authenticated by `X-API-Key`."""
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
@@ -11,7 +12,7 @@ from genhub_platform.deps import RuntimeDep, UowDep
 from genhub_platform.errors import ApiError
 from genhub_platform.runtime import Runtime
 
-from genhub_gateway import services
+from genhub_gateway import audit, services
 from genhub_gateway.adapters.repositories import KeyOwner
 from genhub_gateway.domain import idempotency as idem
 from genhub_gateway.domain.identifiers import USER_ID_PATTERN
@@ -19,6 +20,7 @@ from genhub_gateway.handlers.deps import (
     AppDep,
     Gateway,
     GatewayDep,
+    RequestIdDep,
     UserIdDep,
     path_user_id,
 )
@@ -33,6 +35,7 @@ from genhub_gateway.schemas import (
     ModelOut,
     UserBalanceOut,
 )
+from genhub_gateway.users import ensure_end_user
 
 router = APIRouter(prefix="/v1", tags=["public"])
 
@@ -46,6 +49,14 @@ IdempotencyKey = Annotated[
         "(kept 24 h); another body is 422, a request still in flight 409",
     ),
 ]
+
+
+def billing_key(idempotency_key: str | None) -> str | None:
+    """The key billing dedupes an app's grant by: namespaced (so it cannot collide with the
+    gateway's own keys such as the welcome grant's) and hashed (billing allows 128 chars)."""
+    if idempotency_key is None:
+        return None
+    return "app:" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:48]
 
 
 def _job_uuid(job_id: str) -> UUID:
@@ -146,9 +157,11 @@ async def generate(
     gateway: GatewayDep,
     runtime: RuntimeDep,
     uow: UowDep,
+    request_id: RequestIdDep,
     idempotency_key: IdempotencyKey = None,
     prefer: PreferHeader = None,
 ) -> Response:
+    """Accept a generation job for one of your end users (`X-User-ID`)."""
     wait = _prefer_wait(prefer)
     claim: services.Claim | None = None
     if idempotency_key is not None:
@@ -166,6 +179,9 @@ async def generate(
                 claim.replay_body, status_code=claim.replay_status or 200, headers=headers
             )
     try:
+        await services.check_model(gateway.catalog, body)
+        await _check_urls(gateway, caller, body)
+        await _first_use(runtime, gateway, caller, user_id, request_id)
         job = await services.submit_job(uow, gateway.catalog, caller, user_id, body)
         accepted = JobAccepted(job_id=job.job_id, status=JobStatus(job.status))
         if claim is not None:
@@ -187,6 +203,35 @@ async def generate(
     return JSONResponse(
         accepted.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED, headers=headers
     )
+
+
+async def _first_use(
+    runtime: Runtime, gateway: Gateway, caller: KeyOwner, user_id: str, request_id: str
+) -> None:
+    """Create the end user (and apply the welcome grant) the first time the app names them."""
+    pair = (str(caller.app_id), user_id)
+    if pair in gateway.known_users:
+        return
+    await ensure_end_user(runtime.uow, gateway.upstreams.billing, caller, user_id, request_id)
+    gateway.known_users.add(pair)
+
+
+async def _check_urls(gateway: Gateway, caller: KeyOwner, body: GenerateRequest) -> None:
+    """SSRF rules for the webhook URL; input images are https URLs (SSRF rules) or keys of
+    this app's uploads (which must exist)."""
+    if body.webhook_url is not None:
+        await gateway.urls.webhook(str(body.webhook_url), "body.webhook_url")
+    for i, image in enumerate(body.input.images):
+        field = f"body.input.images.{i}"
+        if "://" in image:
+            await gateway.urls.image(image, field)
+        elif not await gateway.upstreams.storage.upload_exists(caller.app_id, image):
+            raise ApiError(
+                422,
+                "unknown_upload",
+                f"{field} is neither an https URL nor one of your uploads.",
+                details=[{"field": field, "message": "no such upload", "type": "unknown_upload"}],
+            )
 
 
 @router.get("/jobs", response_model=JobPageOut)
@@ -247,8 +292,15 @@ async def list_models(_: AppDep, gateway: GatewayDep) -> ModelListOut:
 
 
 @router.get("/users/{external_id}", response_model=UserBalanceOut)
-async def get_user(external_id: str, caller: AppDep, gateway: GatewayDep) -> UserBalanceOut:
+async def get_user(
+    external_id: str,
+    caller: AppDep,
+    gateway: GatewayDep,
+    runtime: RuntimeDep,
+    request_id: RequestIdDep,
+) -> UserBalanceOut:
     user_id = path_user_id(external_id)
+    await _first_use(runtime, gateway, caller, user_id, request_id)
     body = await gateway.upstreams.billing.balance(caller.app_id, user_id)
     return UserBalanceOut.model_validate({**body, "user_id": user_id})
 
@@ -262,8 +314,10 @@ async def grant_tokens(
     caller: AppDep,
     gateway: GatewayDep,
     runtime: RuntimeDep,
+    request_id: RequestIdDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """Grant tokens to an end user (recorded in the audit log)."""
     user_id = path_user_id(external_id)
     claim: services.Claim | None = None
     if idempotency_key is not None:
@@ -278,20 +332,31 @@ async def grant_tokens(
                 headers={"Idempotent-Replayed": "true"},
             )
     try:
+        await _first_use(runtime, gateway, caller, user_id, request_id)
         # Billing dedupes grants by the key as well, so a retry after a lost answer is safe.
         body = await gateway.upstreams.billing.grant(
-            caller.app_id, user_id, grant.amount, grant.reason, idempotency_key
+            caller.app_id, user_id, grant.amount, grant.reason, billing_key(idempotency_key)
         )
         transfer_id = body.get("transfer_id")
         out = GrantOut.model_validate(
             {**body, "user_id": user_id, "transfer_id": str(transfer_id) if transfer_id else None}
         ).model_dump(mode="json")
-        if claim is not None:
-            async with runtime.uow() as record_uow:
+        async with runtime.uow() as record_uow:
+            audit.record(
+                record_uow.session,
+                actor=caller.actor,
+                request_id=request_id,
+                action="tokens.grant",
+                target_type="user",
+                target_id=user_id,
+                app_id=caller.app_id,
+                after={**grant.model_dump(mode="json"), **out},
+            )
+            if claim is not None:
                 await services.record_idempotent_response(
                     record_uow, caller.app_id, claim, status=status.HTTP_201_CREATED, body=out
                 )
-                await record_uow.commit()
+            await record_uow.commit()
     except Exception:
         await _release(runtime, caller, claim)
         raise
