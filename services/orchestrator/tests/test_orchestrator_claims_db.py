@@ -14,6 +14,13 @@ from sqlalchemy import text
 LEASE = timedelta(seconds=60)
 
 
+async def claim_runs(uow: UnitOfWork, *, limit: int, owner: UUID, lease: timedelta) -> list[Run]:
+    """What the worker's claim does in SQL: candidates under the claim lock, then start them."""
+    repo = RunRepository(uow.session)
+    candidates = await repo.claim_candidates(slots=limit)
+    return await repo.start([c.job_id for c in candidates], owner=owner, lease=lease)
+
+
 async def insert_runs(uow_factory: Callable[[], UnitOfWork], priorities: list[int]) -> list[UUID]:
     ids = []
     for priority in priorities:  # one transaction each: created_at is the transaction's time
@@ -41,11 +48,15 @@ async def insert_runs(uow_factory: Callable[[], UnitOfWork], priorities: list[in
 
 async def test_two_open_claims_never_share_a_run(orch_uow: Callable[[], UnitOfWork]) -> None:
     ids = await insert_runs(orch_uow, [5] * 6)
-    # Claimer A holds its transaction open while B claims: B must skip A's locked rows.
+    # Claimer A holds its transaction open while B claims: B waits for the claim lock and
+    # then sees A's runs as running.
     async with orch_uow() as a, orch_uow() as b:
-        got_a = await RunRepository(a.session).claim(limit=4, owner=uuid4(), lease=LEASE)
-        got_b = await RunRepository(b.session).claim(limit=4, owner=uuid4(), lease=LEASE)
+        got_a = await claim_runs(a, limit=4, owner=uuid4(), lease=LEASE)
+        claim_b = asyncio.create_task(claim_runs(b, limit=4, owner=uuid4(), lease=LEASE))
+        await asyncio.sleep(0.2)
+        assert not claim_b.done()  # serialised behind A
         await a.commit()
+        got_b = await claim_b
         await b.commit()
     ids_a = {r.job_id for r in got_a}
     ids_b = {r.job_id for r in got_b}
@@ -63,7 +74,7 @@ async def test_concurrent_claim_loops_hand_out_each_run_once(
         owner, mine = uuid4(), []
         while True:
             async with orch_uow() as uow:
-                runs = await RunRepository(uow.session).claim(limit=3, owner=owner, lease=LEASE)
+                runs = await claim_runs(uow, limit=3, owner=owner, lease=LEASE)
                 await uow.commit()
             if not runs:
                 return mine
@@ -80,7 +91,7 @@ async def test_claim_order_is_priority_then_age(orch_uow: Callable[[], UnitOfWor
     # Lower number = more urgent (0 is the top priority).
     urgent, relaxed, mid, relaxed_later = await insert_runs(orch_uow, [1, 9, 5, 9])
     async with orch_uow() as uow:
-        runs = await RunRepository(uow.session).claim(limit=4, owner=uuid4(), lease=LEASE)
+        runs = await claim_runs(uow, limit=4, owner=uuid4(), lease=LEASE)
         await uow.commit()
     assert [r.job_id for r in runs] == [urgent, mid, relaxed, relaxed_later]
     assert all(r.status == "running" and r.claims == 1 for r in runs)
@@ -90,12 +101,10 @@ async def test_expired_lease_is_claimed_again(orch_uow: Callable[[], UnitOfWork]
     (job_id,) = await insert_runs(orch_uow, [5])
     first_owner, second_owner = uuid4(), uuid4()
     async with orch_uow() as uow:
-        assert len(await RunRepository(uow.session).claim(limit=5, owner=first_owner, lease=LEASE))
+        assert len(await claim_runs(uow, limit=5, owner=first_owner, lease=LEASE))
         await uow.commit()
     async with orch_uow() as uow:  # a live lease is not claimable
-        assert (
-            await RunRepository(uow.session).claim(limit=5, owner=second_owner, lease=LEASE) == []
-        )
+        assert await claim_runs(uow, limit=5, owner=second_owner, lease=LEASE) == []
         await uow.commit()
     async with orch_uow() as uow:  # the first worker died: its lease runs out
         await uow.session.exec(  # type: ignore[call-overload]
@@ -103,7 +112,7 @@ async def test_expired_lease_is_claimed_again(orch_uow: Callable[[], UnitOfWork]
         )
         await uow.commit()
     async with orch_uow() as uow:
-        runs = await RunRepository(uow.session).claim(limit=5, owner=second_owner, lease=LEASE)
+        runs = await claim_runs(uow, limit=5, owner=second_owner, lease=LEASE)
         await uow.commit()
     assert [r.job_id for r in runs] == [job_id]
     assert runs[0].lease_owner == second_owner and runs[0].claims == 2

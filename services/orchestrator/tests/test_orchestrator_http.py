@@ -1,49 +1,42 @@
 """Internal HTTP API through the real app factory, against the test database."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from uuid import uuid4
 
 import httpx
-import pytest
 from genhub_contracts import TokensReserved
 from genhub_contracts.events import TokensReservedPayload
-from genhub_orchestrator.config import Settings
-from genhub_orchestrator.main import create_app
 from genhub_orchestrator.services.runs import enqueue_run
 from genhub_platform.uow import UnitOfWork
 
 
-@pytest.fixture
-async def orch_client(
-    orch_database: str, orch_uow: Callable[[], UnitOfWork]
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(ORCHESTRATOR_DATABASE_URL=orch_database, LOG_FORMAT="text"))
-    transport = httpx.ASGITransport(app=app)  # no lifespan: no Kafka, no background loops
-    async with httpx.AsyncClient(transport=transport, base_url="http://orchestrator") as client:
-        yield client
-    await app.state.runtime.engine.dispose()
-
-
-async def test_models_lists_the_seeded_mock(orch_client: httpx.AsyncClient) -> None:
+async def test_models_list_the_seeded_catalog(orch_client: httpx.AsyncClient) -> None:
     response = await orch_client.get("/internal/models")
     assert response.status_code == 200
-    assert response.json() == {
-        "models": [
-            {
-                "name": "mock",
-                "display_name": "Mock (deterministic test images)",
-                "enabled": True,
-                "capabilities": ["text-to-image"],
-                "max_outputs": 4,
-            }
-        ]
+    models = {m["name"]: m for m in response.json()["models"]}
+    assert set(models) >= {"mock", "gpt-image", "flux-schnell", "flux-dev", "sdxl", "gemini-image"}
+    assert models["mock"] == {
+        "name": "mock",
+        "display_name": "Mock (deterministic test images)",
+        "family": "mock",
+        "enabled": True,
+        "capabilities": ["text-to-image", "image-to-image"],
+        "max_input_images": 4,
+        "aspect_ratios": ["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"],
+        "sizes": ["512x512", "1024x1024"],
+        "max_outputs": 4,
+        "available": True,
     }
+    # No provider keys in the test environment: real-provider models are listed, not available.
+    assert models["gpt-image"]["available"] is False
 
 
 async def test_providers_list_their_routes(orch_client: httpx.AsyncClient) -> None:
     body = (await orch_client.get("/internal/providers")).json()
-    assert body["providers"][0]["name"] == "mock"
-    assert body["providers"][0]["routes"][0]["model"] == "mock"
+    providers = {p["name"]: p for p in body["providers"]}
+    assert providers["mock"]["routes"][0]["model"] == "mock"
+    assert providers["mock"]["configured"] is True
+    assert providers["openai"]["configured"] is False
 
 
 async def test_run_view_is_tenant_scoped(

@@ -46,11 +46,19 @@ def test_final_error_no_route() -> None:
     assert final_error([]).code is ErrorCode.NO_ROUTE
 
 
-def test_final_error_single_failure_keeps_its_code() -> None:
-    assert final_error([failure("mock", ErrorCode.PROVIDER_TIMEOUT)]).code is (
-        ErrorCode.PROVIDER_TIMEOUT
-    )
-    assert final_error([failure("mock", ErrorCode.PROVIDER_ERROR)]).code is ErrorCode.PROVIDER_ERROR
+def test_final_error_only_timeouts_is_provider_timeout() -> None:
+    timeouts = [
+        failure("mock", ErrorCode.PROVIDER_TIMEOUT),
+        failure("fal", ErrorCode.PROVIDER_TIMEOUT),
+    ]
+    error = final_error(timeouts)
+    assert error.code is ErrorCode.PROVIDER_TIMEOUT and "2 attempts" in error.message
+
+
+def test_final_error_retryable_failures_are_all_providers_failed_with_attempts() -> None:
+    error = final_error([failure("mock", ErrorCode.PROVIDER_ERROR)])
+    assert error.code is ErrorCode.ALL_PROVIDERS_FAILED
+    assert "mock: provider_error (mock said no)" in error.message
 
 
 def test_final_error_several_retryable_failures() -> None:
@@ -68,6 +76,33 @@ def test_terminal_failure_stops_and_names_itself() -> None:
     assert final_error([failure("fal", ErrorCode.PROVIDER_ERROR), terminal]).code is (
         ErrorCode.CONTENT_REJECTED
     )
+
+
+def test_tier_aware_order() -> None:
+    from genhub_contracts import Plan
+    from genhub_orchestrator.domain.routing import cheapest_first
+
+    assert cheapest_first(Plan.FREE, budget_squeezed=False)
+    assert not cheapest_first(Plan.PRO, budget_squeezed=False)
+    assert cheapest_first(Plan.ENTERPRISE, budget_squeezed=True)
+    quality = order_routes(ROUTES, cheapest_first=cheapest_first(Plan.PRO, budget_squeezed=False))
+    cheap = order_routes(
+        [route("openai", 10, "0.040"), route("fal", 20, "0.003")],
+        cheapest_first=cheapest_first(Plan.FREE, budget_squeezed=False),
+    )
+    assert quality[0].provider == "replicate" and cheap[0].provider == "fal"
+
+
+def test_squeeze_lasts_until_the_period_ends() -> None:
+    from datetime import UTC, datetime
+
+    from genhub_orchestrator.domain.routing import squeeze_until
+
+    now = datetime(2026, 11, 21, 10, tzinfo=UTC)
+    assert squeeze_until("2026-11", now) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert squeeze_until("2026-12", now) == datetime(2027, 1, 1, tzinfo=UTC)
+    assert squeeze_until("2026-11-21", now) == datetime(2026, 11, 22, tzinfo=UTC)
+    assert squeeze_until("whatever", now) == datetime(2026, 12, 22, 10, tzinfo=UTC)
 
 
 def test_staging_key() -> None:

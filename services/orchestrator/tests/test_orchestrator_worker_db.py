@@ -23,6 +23,7 @@ from genhub_contracts import (
     parse_event,
 )
 from genhub_contracts.events import JobCancelRequestedPayload, TokensReservedPayload
+from genhub_orchestrator.adapters.providers import ProviderRegistry
 from genhub_orchestrator.adapters.providers.mock import MockProvider
 from genhub_orchestrator.adapters.repositories import RunRepository
 from genhub_orchestrator.adapters.tables import Attempt, Run
@@ -77,7 +78,8 @@ def cancel(event: TokensReserved, app_id: UUID | None = None) -> JobCancelReques
 
 def make_worker(uow: UowFactory, staging: FakeStaging, **opts: Any) -> RunWorker:
     options = WorkerOptions(**{"poll_interval_s": 0.2, "provider_timeout_s": 5.0, **opts})
-    return RunWorker(uow, staging, {"mock": MockProvider(latency_ms=0)}, options)
+    registry = ProviderRegistry(env={}, overrides={"mock": MockProvider(latency_ms=0)})
+    return RunWorker(uow, staging, registry, options)
 
 
 async def enqueue(uow_factory: UowFactory, event: TokensReserved) -> bool:

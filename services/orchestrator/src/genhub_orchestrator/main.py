@@ -1,10 +1,14 @@
 """Composition root: settings → runtime, object storage, providers, worker, handlers, app."""
 
+import os
+
 from fastapi import FastAPI
 from genhub_platform.objectstore import ObjectStore, ObjectStoreSettings
 from genhub_platform.runtime import build_runtime, create_service_app
 
-from genhub_orchestrator.adapters.providers import build_providers
+from genhub_orchestrator.adapters.inputs import InputFetcher
+from genhub_orchestrator.adapters.llm import build_enhancer
+from genhub_orchestrator.adapters.providers import MockDefaults, ProviderRegistry
 from genhub_orchestrator.config import Settings
 from genhub_orchestrator.handlers import http, kafka
 from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
@@ -13,14 +17,29 @@ from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = build_runtime(settings)
+    store = ObjectStore(ObjectStoreSettings())
+    registry = ProviderRegistry(
+        mock=MockDefaults(
+            latency_ms=settings.mock_latency_ms, failure_rate=settings.mock_failure_rate
+        )
+    )
     worker = RunWorker(
         runtime.uow,
-        ObjectStore(ObjectStoreSettings()),
-        build_providers(settings),
+        store,
+        registry,
         WorkerOptions.from_settings(settings),
+        inputs=InputFetcher(store, settings.storage_url),
+        enhancer=build_enhancer(
+            settings.enhancer,
+            model=settings.enhancer_model,
+            ollama_url=settings.ollama_url,
+            env=dict(os.environ),
+        ),
     )
     kafka.register(runtime, worker)
     runtime.background.append(worker.run_forever)  # ensures the bucket, then claims runs
+    runtime.background.append(worker.health_forever)
     app = create_service_app(runtime, title="genhub orchestrator", routers=[http.router])
     app.state.worker = worker
+    app.state.registry = registry
     return app

@@ -3,27 +3,35 @@ by the domain's allowed source statuses, so concurrent workers and handlers cann
 twice."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from genhub_contracts import ErrorInfo
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from genhub_orchestrator.adapters.providers import ProviderSpec
 from genhub_orchestrator.adapters.tables import (
     Attempt,
+    BudgetSqueeze,
+    CacheEntry,
     CancelRequest,
     CatalogModel,
+    PlanLimit,
     Provider,
     Route,
     Run,
 )
 from genhub_orchestrator.domain.routing import RouteOption
 from genhub_orchestrator.domain.runs import RunStatus, sources_of
+from genhub_orchestrator.domain.scheduling import DEFAULT_PLAN_LIMITS, Candidate
+
+CLAIM_LOCK = 0x6F72636800000001  # one claimer at a time across processes: limits stay exact
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,27 @@ class AttemptRecord:
     latency_ms: int
     outcome: str
     error: ErrorInfo | None = None
+    model: str = ""
+    provider_task_id: str | None = None
+    cost_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    spec: ProviderSpec
+    enabled: bool
+    max_concurrency: int
+    timeout_s: float | None
+    health: str
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """The catalog as the worker routes with it (reloaded every few seconds)."""
+
+    models: dict[str, CatalogModel] = field(default_factory=dict)
+    providers: dict[str, ProviderInfo] = field(default_factory=dict)
+    routes: dict[str, list[RouteOption]] = field(default_factory=dict)
 
 
 class CatalogRepository:
@@ -78,6 +107,152 @@ class CatalogRepository:
             )
             for route, provider_enabled in rows
         ]
+
+    async def snapshot(self) -> CatalogSnapshot:
+        models = {m.name: m for m in await self.list_models()}
+        providers = {
+            p.name: ProviderInfo(
+                spec=ProviderSpec(p.name, p.kind, p.credentials_env, dict(p.settings)),
+                enabled=p.enabled,
+                max_concurrency=p.max_concurrency,
+                timeout_s=p.timeout_s,
+                health=p.health,
+            )
+            for p in await self.list_providers()
+        }
+        routes: dict[str, list[RouteOption]] = {}
+        for r in await self.list_routes():
+            model = models.get(r.model)
+            provider = providers.get(r.provider)
+            if model is None or not model.enabled or provider is None:
+                continue
+            routes.setdefault(r.model, []).append(
+                RouteOption(
+                    provider=r.provider,
+                    provider_model_id=r.provider_model_id,
+                    priority=r.priority,
+                    cost_usd=r.cost_usd,
+                    settings=dict(r.settings),
+                    enabled=r.enabled,
+                    provider_enabled=provider.enabled,
+                )
+            )
+        return CatalogSnapshot(models, providers, routes)
+
+    async def get_provider(self, name: str) -> Provider | None:
+        return await self._session.get(Provider, name)
+
+    async def get_route(self, route_id: int) -> Route | None:
+        return await self._session.get(Route, route_id)
+
+    def add(self, row: CatalogModel | Provider | Route) -> None:
+        self._session.add(row)
+
+    async def flush(self) -> None:
+        await self._session.flush()
+
+    async def set_health(self, name: str, health: str, circuit: str) -> str | None:
+        """Store a provider's health; returns the previous health when it changed."""
+        provider = await self._session.get(Provider, name, with_for_update=True)
+        if provider is None or (provider.health == health and provider.circuit == circuit):
+            return None
+        previous = provider.health
+        provider.health, provider.circuit = health, circuit
+        provider.health_changed_at = func.now()  # type: ignore[assignment]
+        await self._session.flush()
+        return previous if previous != health else None
+
+    # --- plan limits -------------------------------------------------------------------------
+
+    async def plan_limits(self) -> dict[str, int]:
+        rows = (await self._exec(select(PlanLimit))).scalars().all()
+        return {**DEFAULT_PLAN_LIMITS, **{r.plan: r.max_running for r in rows}}
+
+    async def set_plan_limits(self, limits: dict[str, int]) -> None:
+        for plan, limit in limits.items():
+            await self._exec(
+                insert(PlanLimit)
+                .values(plan=plan, max_running=limit)
+                .on_conflict_do_update(index_elements=["plan"], set_={"max_running": limit})
+            )
+
+    # --- budget squeeze ----------------------------------------------------------------------
+
+    async def squeeze(self, app_id: UUID, period: str, until: datetime) -> None:
+        await self._exec(
+            insert(BudgetSqueeze)
+            .values(app_id=app_id, period=period, until=until)
+            .on_conflict_do_update(
+                index_elements=["app_id"],
+                set_={"period": period, "until": func.greatest(col(BudgetSqueeze.until), until)},
+            )
+        )
+
+    async def squeezed(self, app_ids: Sequence[UUID]) -> set[UUID]:
+        if not app_ids:
+            return set()
+        stmt = select(col(BudgetSqueeze.app_id)).where(
+            col(BudgetSqueeze.app_id).in_(list(app_ids)), col(BudgetSqueeze.until) > func.now()
+        )
+        return set((await self._exec(stmt)).scalars().all())
+
+    # --- stats -------------------------------------------------------------------------------
+
+    async def stats(self, since: datetime) -> list[dict[str, Any]]:
+        stmt = text(
+            """
+            SELECT provider, model, count(*) AS attempts,
+                   count(*) FILTER (WHERE outcome = 'succeeded') AS succeeded,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95,
+                   coalesce(sum(cost_usd), 0) AS cost
+            FROM attempts WHERE created_at >= :since
+            GROUP BY GROUPING SETS ((provider, model), (provider))
+            ORDER BY provider, model NULLS FIRST
+            """
+        )
+        rows = (await self._session.exec(stmt, params={"since": since})).mappings().all()  # type: ignore[call-overload]
+        return [dict(r) for r in rows]
+
+
+class CacheRepository:
+    """The prompt cache. Every lookup is scoped to the app: tenants never share outputs."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lookup(self, app_id: UUID, key: str) -> CacheEntry | None:
+        stmt = select(CacheEntry).where(
+            col(CacheEntry.app_id) == app_id,
+            col(CacheEntry.key) == key,
+            col(CacheEntry.expires_at) > func.now(),
+        )
+        return (await self._session.exec(stmt)).scalars().first()  # type: ignore[call-overload,no-any-return]
+
+    async def hit(self, app_id: UUID, key: str) -> None:
+        await self._session.exec(
+            update(CacheEntry)  # type: ignore[call-overload]
+            .where(col(CacheEntry.app_id) == app_id, col(CacheEntry.key) == key)
+            .values(hits=col(CacheEntry.hits) + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def store(
+        self,
+        *,
+        app_id: UUID,
+        key: str,
+        model: str,
+        job_id: UUID,
+        outputs: list[dict[str, Any]],
+        expires_at: datetime,
+    ) -> None:
+        values = {"model": model, "job_id": job_id, "outputs": outputs, "expires_at": expires_at}
+        await self._session.exec(
+            insert(CacheEntry)  # type: ignore[call-overload]
+            .values(app_id=app_id, key=key, **values)
+            .on_conflict_do_update(index_elements=["app_id", "key"], set_=values)
+        )
 
 
 class RunRepository:
@@ -140,25 +315,70 @@ class RunRepository:
 
     # --- the queue -------------------------------------------------------------------------
 
-    async def claim(self, *, limit: int, owner: UUID, lease: timedelta) -> list[Run]:
-        """Take up to `limit` queued runs, or running runs whose lease expired (their worker
-        died), best priority then oldest first. SKIP LOCKED: concurrent claimers never get the
-        same run and never wait for each other."""
-        claimable = or_(
-            col(Run.status) == RunStatus.QUEUED,
-            and_(col(Run.status) == RunStatus.RUNNING, col(Run.lease_until) < func.now()),
+    async def claim_candidates(self, *, slots: int) -> list[Candidate]:
+        """Runs that may start now, best priority then oldest first, after taking the claim
+        lock (held until commit). Lease-expired running runs (a dead worker's) come first.
+
+        Queued runs are ranked within their app and cut at the app's plan limit minus what it
+        has running, so an app at its limit never hides other apps' runs (no head-of-line
+        blocking); `scheduling.pick` makes the final choice from these.
+        """
+        await self._exec(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+        rows = (
+            await self._session.exec(  # type: ignore[call-overload]
+                text(
+                    """
+                    (SELECT job_id, app_id, plan, true AS takeover, priority, created_at
+                     FROM runs WHERE status = 'running' AND lease_until < now()
+                     ORDER BY priority, created_at LIMIT :slots)
+                    UNION ALL
+                    (WITH running AS (
+                        SELECT app_id, count(*) AS n FROM runs WHERE status = 'running'
+                        GROUP BY app_id),
+                     ranked AS (
+                        SELECT job_id, app_id, plan, priority, created_at,
+                               row_number() OVER (PARTITION BY app_id
+                                                  ORDER BY priority, created_at, job_id) AS rn
+                        FROM runs WHERE status = 'queued')
+                     SELECT q.job_id, q.app_id, q.plan, false, q.priority, q.created_at
+                     FROM ranked q
+                     LEFT JOIN running r ON r.app_id = q.app_id
+                     LEFT JOIN plan_limits l ON l.plan = q.plan
+                     WHERE q.rn + coalesce(r.n, 0) <= coalesce(l.max_running, 1)
+                     ORDER BY q.priority, q.created_at, q.job_id LIMIT :slots)
+                    """
+                ),
+                params={"slots": slots},
+            )
+        ).all()
+        return [Candidate(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    async def running_counts(self, app_ids: Sequence[UUID]) -> dict[UUID, int]:
+        if not app_ids:
+            return {}
+        stmt = (
+            select(col(Run.app_id), func.count())
+            .where(col(Run.status) == RunStatus.RUNNING, col(Run.app_id).in_(list(app_ids)))
+            .group_by(col(Run.app_id))
         )
-        picked = (
+        return {app_id: int(n) for app_id, n in (await self._exec(stmt)).all()}
+
+    async def start(self, job_ids: Sequence[UUID], *, owner: UUID, lease: timedelta) -> list[Run]:
+        """Mark the picked runs running under this worker's lease (skipping any locked row)."""
+        if not job_ids:
+            return []
+        lockable = (
             select(col(Run.job_id))
-            .where(claimable)
-            .order_by(col(Run.priority), col(Run.created_at), col(Run.job_id))
-            .limit(limit)
+            .where(
+                col(Run.job_id).in_(list(job_ids)),
+                col(Run.status).in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+            )
             .with_for_update(skip_locked=True)
-            .cte("picked")
+            .cte("lockable")
         )
         stmt = (
             update(Run)
-            .where(col(Run.job_id) == picked.c.job_id)
+            .where(col(Run.job_id) == lockable.c.job_id)
             .values(
                 status=RunStatus.RUNNING,
                 lease_owner=owner,
@@ -209,6 +429,8 @@ class RunRepository:
         error: ErrorInfo | None = None,
         provider: str | None = None,
         add_attempts: int = 0,
+        cost_usd: Decimal | None = None,
+        cache_hit: bool = False,
     ) -> bool:
         """Move the run to a final status if its current status allows it (SQL-guarded)."""
         stmt = (
@@ -223,6 +445,8 @@ class RunRepository:
                 error_message=error.message if error else None,
                 provider=func.coalesce(provider, col(Run.provider)),
                 attempts=col(Run.attempts) + add_attempts,
+                cost_usd=cost_usd if cost_usd is not None else col(Run.cost_usd),
+                cache_hit=cache_hit,
                 lease_owner=None,
                 lease_until=None,
                 finished_at=func.now(),
@@ -260,8 +484,11 @@ class RunRepository:
                     job_id=job_id,
                     app_id=app_id,
                     claim=claim,
+                    model=record.model,
                     provider=record.provider,
                     provider_model_id=record.provider_model_id,
+                    provider_task_id=record.provider_task_id,
+                    cost_usd=record.cost_usd,
                     latency_ms=record.latency_ms,
                     outcome=record.outcome,
                     error_code=record.error.code.value if record.error else None,
@@ -269,3 +496,16 @@ class RunRepository:
                 )
             )
         await self._session.flush()
+
+    async def set_enhanced_prompt(self, job_id: UUID, prompt: str) -> None:
+        await self._exec(
+            update(Run).where(col(Run.job_id) == job_id).values(enhanced_prompt=prompt)
+        )
+
+    async def cache_key_of(self, job_id: UUID, app_id: UUID) -> tuple[str | None, bool, str]:
+        """(cache key, was it a cache hit, model) of a run of this app."""
+        stmt = select(col(Run.cache_key), col(Run.cache_hit), col(Run.model)).where(
+            col(Run.job_id) == job_id, col(Run.app_id) == app_id
+        )
+        row = (await self._exec(stmt)).first()
+        return (row[0], bool(row[1]), row[2]) if row else (None, False, "")

@@ -1,15 +1,16 @@
 """Which routes to try for a model, in what order, and what error a job ends with.
 
-Route priority: a lower number is preferred (0 first). Under a budget squeeze the order
-becomes cheapest first.
+Route priority: a lower number is preferred (0 first): that is the quality order. A free-tier
+job, and every job of an app whose budget passed its soft cap, goes cheapest first instead.
 """
 
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from genhub_contracts import ErrorCode, ErrorInfo
+from genhub_contracts import ErrorCode, ErrorInfo, Plan
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,25 @@ def order_routes(
     return sorted(usable, key=lambda r: (r.priority, r.cost_usd, r.provider))
 
 
+def cheapest_first(plan: Plan, *, budget_squeezed: bool) -> bool:
+    """Tier-aware order: free users and apps over their soft budget cap go cheapest first."""
+    return plan is Plan.FREE or budget_squeezed
+
+
+def squeeze_until(period: str, now: datetime) -> datetime:
+    """When a budget period ends: `YYYY-MM` → the next month's first instant (UTC),
+    `YYYY-MM-DD` → the next day; anything else → 31 days from `now`."""
+    try:
+        if len(period) == 7:
+            start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
+            return (start + timedelta(days=32)).replace(day=1)
+        if len(period) == 10:
+            return datetime.strptime(period, "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)
+    except ValueError:
+        pass
+    return now + timedelta(days=31)
+
+
 @dataclass(frozen=True)
 class AttemptFailure:
     provider: str
@@ -58,16 +78,23 @@ def should_try_next(failure: AttemptFailure) -> bool:
 def final_error(failures: Sequence[AttemptFailure]) -> ErrorInfo:
     """The error a job ends with after its attempts failed.
 
-    No attempt at all: no_route. A terminal failure: its own code (it says why). Only
-    retryable failures: the single provider's code, or all_providers_failed after several.
+    - no attempt at all: `no_route`;
+    - the last failure is terminal (content policy, bad input, ...): its own code, it says why;
+    - only retryable failures, all of them timeouts: `provider_timeout`;
+    - only retryable failures otherwise: `all_providers_failed`, listing every attempt.
     """
     if not failures:
         return ErrorInfo(code=ErrorCode.NO_ROUTE, message="No enabled provider serves this model.")
     last = failures[-1]
-    if not last.retryable or len(failures) == 1:
+    if not last.retryable:
         return ErrorInfo(code=last.code, message=last.message)
-    tried = ", ".join(f"{f.provider}: {f.code}" for f in failures)
+    tried = "; ".join(f"{f.provider}: {f.code} ({f.message})" for f in failures)
+    if all(f.code is ErrorCode.PROVIDER_TIMEOUT for f in failures):
+        return ErrorInfo(
+            code=ErrorCode.PROVIDER_TIMEOUT,
+            message=f"The provider did not answer in time ({len(failures)} attempts: {tried}).",
+        )
     return ErrorInfo(
         code=ErrorCode.ALL_PROVIDERS_FAILED,
-        message=f"All {len(failures)} provider attempts failed ({tried}).",
+        message=f"All {len(failures)} provider attempts failed: {tried}.",
     )

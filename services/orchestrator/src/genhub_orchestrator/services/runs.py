@@ -2,22 +2,37 @@
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from genhub_contracts import ErrorInfo, JobCancelRequested, JobCompleted, JobStatus, TokensReserved
+from genhub_contracts import (
+    BudgetExceeded,
+    ErrorInfo,
+    JobCancelRequested,
+    JobCompleted,
+    JobSpec,
+    JobStatus,
+    TokensReserved,
+)
 from genhub_contracts.events import JobCompletedPayload
 from genhub_platform.uow import UnitOfWork
 from sqlalchemy import event as sa_event
 
-from genhub_orchestrator.adapters.repositories import RunRepository
+from genhub_orchestrator.adapters.repositories import (
+    CacheRepository,
+    CatalogRepository,
+    RunRepository,
+)
 from genhub_orchestrator.adapters.tables import Run
+from genhub_orchestrator.domain.cache import cache_key
+from genhub_orchestrator.domain.routing import squeeze_until
 from genhub_orchestrator.domain.runs import (
     CANCELLED_ERROR,
     CancelAction,
     RunStatus,
     cancel_action,
 )
+from genhub_orchestrator.domain.sizing import InvalidSize, image_size
 from genhub_orchestrator.metrics import RUNS_ENQUEUED, RUNS_FINISHED
 
 log = logging.getLogger(__name__)
@@ -71,6 +86,8 @@ async def enqueue_run(uow: UnitOfWork, event: TokensReserved) -> bool:
     cancelled_early = await repo.pending_cancel(job_id, app_id) is not None
     inserted = await repo.insert(
         Run(
+            plan=spec.plan.value,
+            cache_key=run_cache_key(spec),
             job_id=job_id,
             app_id=app_id,
             user_id=spec.user_id,
@@ -103,6 +120,50 @@ async def enqueue_run(uow: UnitOfWork, event: TokensReserved) -> bool:
         RUNS_FINISHED.labels(RunStatus.CANCELLED.value).inc()
         return False
     RUNS_ENQUEUED.inc()
+    return True
+
+
+def run_cache_key(spec: JobSpec) -> str | None:
+    """The job's prompt-cache key (None when its size is invalid: the run fails later)."""
+    try:
+        size = image_size(spec.input.aspect_ratio, spec.input.width, spec.input.height)
+    except InvalidSize:
+        return None
+    return cache_key(spec.model, size.width, size.height, spec.input)
+
+
+async def squeeze_budget(uow: UnitOfWork, event: BudgetExceeded) -> None:
+    """An app passed its budget cap: its jobs go cheapest first until the period ends."""
+    until = squeeze_until(event.payload.period, event.occurred_at)
+    await CatalogRepository(uow.session).squeeze(event.app_id, event.payload.period, until)
+    log.info(
+        "app %s over budget (%s): cheapest first until %s", event.app_id, event.payload.level, until
+    )
+
+
+async def learn_cache(uow: UnitOfWork, event: JobCompleted) -> bool:
+    """Remember a succeeded job's final outputs under its cache key (this app only)."""
+    payload = event.payload
+    if event.job_id is None or payload.status is not JobStatus.SUCCEEDED or payload.cache_hit:
+        return False
+    run = await RunRepository(uow.session).get(event.job_id, event.app_id)
+    if run is None or run.cache_key is None or run.cache_hit or not payload.outputs:
+        return False
+    spec = JobSpec.model_validate(run.spec)
+    if not spec.uses_cache:
+        return False
+    outputs = [
+        {"index": o.index, "bucket": "", "key": o.key, "content_type": o.content_type}
+        for o in payload.outputs
+    ]
+    await CacheRepository(uow.session).store(
+        app_id=event.app_id,
+        key=run.cache_key,
+        model=run.model,
+        job_id=event.job_id,
+        outputs=outputs,
+        expires_at=datetime.now(UTC) + timedelta(days=spec.app.output_retention_days),
+    )
     return True
 
 

@@ -1,25 +1,32 @@
 """The run worker: claims queued runs, calls providers, stages outputs, ends runs.
 
-Flow of one run (each step its own short transaction, the provider call outside any):
-1. claim: queued (or lease-expired running) → running with a lease; JobStarted in the outbox.
-2. execute: try the model's routes in order; a heartbeat extends the lease and notices a
-   cancel flag or a lost lease while the provider works.
+Flow of one run (each step its own short transaction, provider calls outside any):
+1. claim: under the claim lock, pick runs that fit their app's plan limit (no head-of-line
+   blocking across apps, `domain.scheduling`), mark them running with a lease. A cache hit
+   ends right here (JobGenerated with the cached outputs); otherwise JobStarted is published
+   (after the prompt enhancement when the job asked for one).
+2. execute: routes in tier-aware order; per route, retries with backoff on retryable errors,
+   each call under the provider's timeout, concurrency cap and circuit breaker. A heartbeat
+   extends the lease and notices a cancel flag or a lost lease while the provider works; a
+   cancel in this process interrupts at once. Interrupting an adapter makes it send the
+   provider's cancel call.
 3. stage each output at `staging/{app_id}/{job_id}/{index}.png`.
 4. finalize: generated + JobGenerated, or failed/cancelled + JobCompleted, with the attempt log.
 
-Several replicas run this loop side by side: `FOR UPDATE SKIP LOCKED` hands each run to one of
-them, and a killed process's runs come back once their lease expires.
+Several replicas run this loop side by side; a killed process's runs come back once their
+lease expires.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from genhub_contracts import (
@@ -34,9 +41,15 @@ from genhub_contracts import (
 from genhub_contracts.events import JobGeneratedPayload, JobStartedPayload
 from genhub_platform.uow import UnitOfWork
 
+from genhub_orchestrator.adapters.inputs import InputFetcher
+from genhub_orchestrator.adapters.llm import PromptEnhancer, enhance_or_keep
+from genhub_orchestrator.adapters.providers import ProviderRegistry
 from genhub_orchestrator.adapters.repositories import (
     AttemptRecord,
+    CacheRepository,
     CatalogRepository,
+    CatalogSnapshot,
+    ProviderInfo,
     RunRepository,
 )
 from genhub_orchestrator.adapters.tables import Run
@@ -44,25 +57,39 @@ from genhub_orchestrator.config import Settings
 from genhub_orchestrator.domain.providers import (
     GeneratedImage,
     GenerationRequest,
-    ProviderAdapter,
+    InputImage,
     ProviderError,
     ProviderTimeout,
     RetryableProviderError,
+    TerminalProviderError,
 )
+from genhub_orchestrator.domain.resilience import BreakerConfig, RetryPolicy, backoff_delay
 from genhub_orchestrator.domain.routing import (
     AttemptFailure,
     RouteOption,
+    cheapest_first,
     final_error,
     order_routes,
-    should_try_next,
 )
 from genhub_orchestrator.domain.runs import CANCELLED_ERROR, RunStatus, settle, should_give_up
+from genhub_orchestrator.domain.scheduling import pick
 from genhub_orchestrator.domain.sizing import InvalidSize, image_size
 from genhub_orchestrator.domain.staging import staging_key
-from genhub_orchestrator.metrics import PROVIDER_LATENCY, RUNS_FINISHED, RUNS_IN_FLIGHT
+from genhub_orchestrator.metrics import (
+    CACHE_HIT_RATIO,
+    CACHE_LOOKUPS,
+    PROVIDER_ATTEMPTS,
+    PROVIDER_LATENCY,
+    RUNS_FINISHED,
+    RUNS_IN_FLIGHT,
+)
+from genhub_orchestrator.services.health import HealthBoard
 from genhub_orchestrator.services.runs import job_completed
 
 log = logging.getLogger(__name__)
+
+# Failures that say nothing about the provider's health (the request was the problem).
+NOT_PROVIDER_FAULTS = frozenset({ErrorCode.CONTENT_REJECTED, ErrorCode.INVALID_INPUT})
 
 
 class Staging(Protocol):
@@ -84,6 +111,8 @@ class ClaimedRun:
     spec: JobSpec
     claim: int
     routes: list[RouteOption]
+    announce: bool = False  # JobStarted still to publish (after the prompt enhancement)
+    providers: dict[str, ProviderInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,6 +121,7 @@ class Execution:
 
     images: list[GeneratedImage] = field(default_factory=list)
     provider: str | None = None
+    cost_usd: Decimal = Decimal(0)
     failures: list[AttemptFailure] = field(default_factory=list)
     attempts: list[AttemptRecord] = field(default_factory=list)
 
@@ -105,9 +135,13 @@ class Interrupt(Enum):
 class WorkerOptions:
     max_concurrency: int = 8
     poll_interval_s: float = 0.2
-    lease: timedelta = timedelta(seconds=60)
+    lease: timedelta = timedelta(seconds=10)
+    heartbeat_s: float = 1.0
     max_claims: int = 3
     provider_timeout_s: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    catalog_ttl_s: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WorkerOptions":
@@ -115,8 +149,17 @@ class WorkerOptions:
             max_concurrency=settings.max_concurrency,
             poll_interval_s=settings.poll_interval_s,
             lease=timedelta(seconds=settings.lease_s),
+            heartbeat_s=settings.heartbeat_s,
             max_claims=settings.max_claims,
             provider_timeout_s=settings.provider_timeout_s,
+            retry=RetryPolicy(
+                max_retries=settings.max_retries, base_delay_s=settings.retry_base_delay_s
+            ),
+            breaker=BreakerConfig(
+                failure_threshold=settings.breaker_failure_threshold,
+                cooldown_s=settings.breaker_cooldown_s,
+            ),
+            catalog_ttl_s=settings.catalog_ttl_s,
         )
 
 
@@ -125,22 +168,42 @@ class RunWorker:
         self,
         uow_factory: Callable[[], UnitOfWork],
         staging: Staging,
-        providers: Mapping[str, ProviderAdapter],
+        registry: ProviderRegistry,
         options: WorkerOptions,
         *,
+        inputs: InputFetcher | None = None,
+        enhancer: PromptEnhancer | None = None,
         owner: UUID | None = None,
     ) -> None:
         self._uow = uow_factory
         self._staging = staging
-        self._providers = providers
+        self._registry = registry
         self._opts = options
+        self._inputs = inputs
+        self._enhancer = enhancer
         self.owner = owner or uuid4()  # this process's lease identity
+        self.health = HealthBoard(uow_factory, options.breaker)
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cancels: dict[UUID, asyncio.Event] = {}
+        self._catalog: CatalogSnapshot | None = None
+        self._catalog_at = 0.0
+        self._caps: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        self._cache_lookups = 0
+        self._cache_hits = 0
 
     def wake(self) -> None:
         """A run was committed: claim now instead of at the next poll."""
         self._wakeup.set()
+
+    def interrupt(self, job_id: UUID) -> None:
+        """A cancel for a run this process executes: stop its provider call now."""
+        event = self._cancels.get(job_id)
+        if event is not None:
+            event.set()
+
+    def invalidate_catalog(self) -> None:
+        self._catalog = None
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -165,6 +228,15 @@ class RunWorker:
                 await self._idle()
         finally:
             await self._shutdown()
+
+    async def health_forever(self, interval_s: float = 1.0) -> None:
+        """Publish health changes that happen without traffic (an open circuit cooling down)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.health.publish_changes()
+            except Exception:
+                log.exception("publishing provider health failed")
 
     def _spawn(self, run: ClaimedRun) -> None:
         task = asyncio.create_task(self._execute_safely(run), name=f"run-{run.job_id}")
@@ -206,50 +278,163 @@ class RunWorker:
             if released:
                 log.info("released %d runs back to the queue", released)
 
+    async def catalog(self, uow: UnitOfWork) -> CatalogSnapshot:
+        now = time.monotonic()
+        if self._catalog is None or now - self._catalog_at > self._opts.catalog_ttl_s:
+            self._catalog = await CatalogRepository(uow.session).snapshot()
+            self._catalog_at = now
+        return self._catalog
+
     # --- claim -------------------------------------------------------------------------------
 
     async def claim_batch(self, limit: int) -> list[ClaimedRun]:
         """Claim up to `limit` runs and announce them (JobStarted) in one transaction.
 
         Runs that must not execute end right here: cancelled while their worker was gone,
-        claimed too often (they keep killing workers), or with no usable route.
+        claimed too often (they keep killing workers), no usable route, or a cache hit.
         """
         ready: list[ClaimedRun] = []
         async with self._uow() as uow:
             repo = RunRepository(uow.session)
-            rows = await repo.claim(limit=limit, owner=self.owner, lease=self._opts.lease)
-            if not rows:
+            catalog_repo = CatalogRepository(uow.session)
+            candidates = await repo.claim_candidates(slots=limit)
+            if not candidates:
                 return []
-            catalog = CatalogRepository(uow.session)
+            apps = list({c.app_id for c in candidates})
+            chosen = pick(
+                candidates,
+                running=await repo.running_counts(apps),
+                limits=await catalog_repo.plan_limits(),
+                slots=limit,
+            )
+            rows = await repo.start(
+                [c.job_id for c in chosen], owner=self.owner, lease=self._opts.lease
+            )
+            if not rows:
+                await uow.commit()
+                return []
+            catalog = await self.catalog(uow)
+            squeezed = await catalog_repo.squeezed(list({r.app_id for r in rows}))
             for row in rows:
-                spec = JobSpec.model_validate(row.spec)
-                options = await catalog.routes_for(row.model)
-                routes = order_routes(options, available=self._providers)
-                if row.cancel_requested:
-                    await self._end(uow, row, spec, RunStatus.CANCELLED, CANCELLED_ERROR)
-                elif should_give_up(row.claims, self._opts.max_claims):
-                    error = ErrorInfo(
-                        code=ErrorCode.PROVIDER_ERROR,
-                        message=f"The job was abandoned after {row.claims - 1} interrupted runs.",
-                    )
-                    await self._end(uow, row, spec, RunStatus.FAILED, error)
-                elif not routes:
-                    await self._end(uow, row, spec, RunStatus.FAILED, final_error([]))
-                else:
-                    uow.publish(
-                        JobStarted.new(
-                            app_id=row.app_id,
-                            job_id=row.job_id,
-                            payload=JobStartedPayload(
-                                user_id=spec.user_id,
-                                provider=routes[0].provider,
-                                attempt=row.claims,
-                            ),
-                        )
-                    )
-                    ready.append(ClaimedRun(row.job_id, row.app_id, spec, row.claims, routes))
+                run = await self._prepare(uow, row, catalog, row.app_id in squeezed)
+                if run is not None:
+                    ready.append(run)
             await uow.commit()
         return ready
+
+    def _usable(self, catalog: CatalogSnapshot) -> set[str]:
+        return {
+            name
+            for name, info in catalog.providers.items()
+            if info.enabled and self._registry.adapter(info.spec) is not None
+        }
+
+    async def _prepare(
+        self, uow: UnitOfWork, row: Run, catalog: CatalogSnapshot, squeezed: bool
+    ) -> ClaimedRun | None:
+        spec = JobSpec.model_validate(row.spec)
+        if row.cancel_requested:
+            await self._end(uow, row, spec, RunStatus.CANCELLED, CANCELLED_ERROR)
+            return None
+        if should_give_up(row.claims, self._opts.max_claims):
+            message = f"The job was abandoned after {row.claims - 1} interrupted runs."
+            error = ErrorInfo(code=ErrorCode.PROVIDER_ERROR, message=message)
+            await self._end(uow, row, spec, RunStatus.FAILED, error)
+            return None
+        model = catalog.models.get(spec.model)
+        if (
+            spec.input.images
+            and model is not None
+            and (
+                "image-to-image" not in model.capabilities
+                or len(spec.input.images) > model.max_input_images
+            )
+        ):
+            error = ErrorInfo(
+                code=ErrorCode.INVALID_INPUT,
+                message=f"Model {spec.model} takes at most {model.max_input_images} input images.",
+            )
+            await self._end(uow, row, spec, RunStatus.FAILED, error)
+            return None
+        if (
+            spec.uses_cache
+            and row.cache_key
+            and row.claims == 1
+            and await self._serve_from_cache(uow, row, spec)
+        ):
+            return None
+        routes = order_routes(
+            catalog.routes.get(spec.model, []),
+            cheapest_first=cheapest_first(spec.plan, budget_squeezed=squeezed),
+            available=self._usable(catalog),
+        )
+        if not routes:
+            await self._end(uow, row, spec, RunStatus.FAILED, final_error([]))
+            return None
+        announce = spec.wants_enhancement and self._enhancer is not None
+        if not announce:
+            uow.publish(self._started(row.app_id, row.job_id, spec, routes[0].provider, row.claims))
+        providers = {r.provider: catalog.providers[r.provider] for r in routes}
+        return ClaimedRun(row.job_id, row.app_id, spec, row.claims, routes, announce, providers)
+
+    @staticmethod
+    def _started(
+        app_id: UUID,
+        job_id: UUID,
+        spec: JobSpec,
+        provider: str,
+        attempt: int,
+        enhanced: str | None = None,
+    ) -> JobStarted:
+        return JobStarted.new(
+            app_id=app_id,
+            job_id=job_id,
+            payload=JobStartedPayload(
+                user_id=spec.user_id, provider=provider, attempt=attempt, enhanced_prompt=enhanced
+            ),
+        )
+
+    async def _serve_from_cache(self, uow: UnitOfWork, row: Run, spec: JobSpec) -> bool:
+        """A cache hit: the cached outputs become this job's staged objects, no provider call."""
+        assert row.cache_key is not None
+        cache = CacheRepository(uow.session)
+        entry = await cache.lookup(row.app_id, row.cache_key)
+        self._cache_lookups += 1
+        CACHE_LOOKUPS.labels("hit" if entry else "miss").inc()
+        if entry is None:
+            CACHE_HIT_RATIO.set(self._cache_hits / self._cache_lookups)
+            return False
+        self._cache_hits += 1
+        CACHE_HIT_RATIO.set(self._cache_hits / self._cache_lookups)
+        staged = [
+            StagedOutput.model_validate({**o, "bucket": o.get("bucket") or self._staging.bucket})
+            for o in entry.outputs
+        ]
+        if not await RunRepository(uow.session).finish(
+            row.job_id, RunStatus.GENERATED, provider="cache", cost_usd=Decimal(0), cache_hit=True
+        ):
+            return True
+        await cache.hit(row.app_id, row.cache_key)
+        uow.publish(self._started(row.app_id, row.job_id, spec, "cache", row.claims))
+        uow.publish(
+            JobGenerated.new(
+                app_id=row.app_id,
+                job_id=row.job_id,
+                payload=JobGeneratedPayload(
+                    user_id=spec.user_id,
+                    provider="cache",
+                    model=spec.model,
+                    requested_outputs=spec.input.num_outputs,
+                    output_format=spec.input.output_format.value,
+                    staged=staged,
+                    attempts=0,
+                    cache_hit=True,
+                    provider_cost_usd="0",
+                ),
+            )
+        )
+        RUNS_FINISHED.labels(RunStatus.GENERATED.value).inc()
+        return True
 
     async def _end(
         self, uow: UnitOfWork, row: Run, spec: JobSpec, status: RunStatus, error: ErrorInfo | None
@@ -281,8 +466,12 @@ class RunWorker:
             log.exception("run %s failed unexpectedly; retried after its lease", run.job_id)
 
     async def execute(self, run: ClaimedRun) -> None:
-        work = asyncio.create_task(self._generate(run))
-        interrupt = await self._watch(run, work)
+        cancelled = self._cancels[run.job_id] = asyncio.Event()
+        try:
+            work = asyncio.create_task(self._generate(run))
+            interrupt = await self._watch(run, work, cancelled)
+        finally:
+            self._cancels.pop(run.job_id, None)
         if interrupt is Interrupt.LOST:
             log.warning("run %s was taken over by another worker; dropping our result", run.job_id)
             return
@@ -292,13 +481,18 @@ class RunWorker:
             staged = await self._stage(run, execution.images)
         await self._finalize(run, execution, staged)
 
-    async def _watch(self, run: ClaimedRun, work: "asyncio.Task[Execution]") -> Interrupt | None:
+    async def _watch(
+        self, run: ClaimedRun, work: "asyncio.Task[Execution]", cancelled: asyncio.Event
+    ) -> Interrupt | None:
         """Wait for the provider work, extending the lease; stop it on cancel or lost lease."""
-        interval = self._opts.lease.total_seconds() / 3
+        interval = min(self._opts.lease.total_seconds() / 3, self._opts.heartbeat_s)
+        waiter = asyncio.create_task(cancelled.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({work}, timeout=interval)
-                if done:
+                done, _ = await asyncio.wait(
+                    {work, waiter}, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                if work in done:
                     return None
                 async with self._uow() as uow:
                     flag = await RunRepository(uow.session).extend_lease(
@@ -313,19 +507,42 @@ class RunWorker:
         except BaseException:
             work.cancel()
             raise
+        finally:
+            waiter.cancel()
 
     async def _generate(self, run: ClaimedRun) -> Execution:
         result = Execution()
         spec = run.spec
         try:
             size = image_size(spec.input.aspect_ratio, spec.input.width, spec.input.height)
+            images: tuple[InputImage, ...] = ()
+            if spec.input.images:
+                if self._inputs is None:
+                    raise TerminalProviderError(ErrorCode.INVALID_INPUT, "input images unsupported")
+                images = await self._inputs.fetch(run.app_id, spec.input.images)
         except InvalidSize as exc:
-            result.failures.append(
-                AttemptFailure("-", ErrorCode.INVALID_INPUT, str(exc), retryable=False)
-            )
+            result.failures.append(AttemptFailure("-", ErrorCode.INVALID_INPUT, str(exc), False))
             return result
+        except ProviderError as exc:
+            result.failures.append(AttemptFailure("-", exc.code, exc.message, exc.retryable))
+            return result
+        prompt = None
+        if run.announce:
+            prompt = await enhance_or_keep(self._enhancer, spec.input.prompt)
+            async with self._uow() as uow:
+                if prompt is not None:
+                    await RunRepository(uow.session).set_enhanced_prompt(run.job_id, prompt)
+                uow.publish(
+                    self._started(
+                        run.app_id, run.job_id, spec, run.routes[0].provider, run.claim, prompt
+                    )
+                )
+                await uow.commit()
         for route in run.routes:
-            adapter = self._providers[route.provider]
+            info = run.providers.get(route.provider)
+            adapter = self._registry.adapter(info.spec) if info else None
+            if info is None or adapter is None:
+                continue
             request = GenerationRequest(
                 job_id=run.job_id,
                 app_id=run.app_id,
@@ -336,47 +553,114 @@ class RunWorker:
                 height=size.height,
                 num_outputs=spec.input.num_outputs,
                 route_settings=route.settings,
+                prompt=prompt,
+                images=images,
             )
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(self._opts.provider_timeout_s):
-                    images = await adapter.generate(request)
-                if not images:
-                    raise RetryableProviderError(ErrorCode.PROVIDER_ERROR, "no images returned")
-                error: ProviderError | None = None
-            except TimeoutError:
-                error = ProviderTimeout()
-            except ProviderError as exc:
-                error = exc
-            except Exception as exc:  # an adapter bug must not take the worker down
-                log.exception("provider %s raised unexpectedly", route.provider)
-                error = RetryableProviderError(
-                    ErrorCode.PROVIDER_ERROR, f"provider raised {type(exc).__name__}"
+            settings = {**info.spec.settings, **route.settings}
+            policy = RetryPolicy.from_settings(settings, self._opts.retry)
+            timeout_s = float(
+                settings.get("timeout_s") or info.timeout_s or self._opts.provider_timeout_s
+            )
+            breaker = self.health.breaker(route.provider, info.spec.settings)
+            retry = 0
+            while True:
+                if not breaker.allow(self.health.now()):
+                    result.failures.append(
+                        AttemptFailure(
+                            route.provider, ErrorCode.PROVIDER_ERROR, "circuit open", True
+                        )
+                    )
+                    break
+                outcome = await self._attempt(
+                    adapter, request, route, timeout_s, info.max_concurrency
                 )
-            latency_ms = int((time.perf_counter() - started) * 1000)
-            outcome = "failed" if error else "succeeded"
-            PROVIDER_LATENCY.labels(route.provider, outcome).observe(latency_ms / 1000)
-            result.attempts.append(
-                AttemptRecord(
-                    provider=route.provider,
-                    provider_model_id=route.provider_model_id,
-                    latency_ms=latency_ms,
-                    outcome=outcome,
-                    error=ErrorInfo(code=error.code, message=error.message) if error else None,
+                error, images_out, record = outcome
+                result.attempts.append(record)
+                if error is None or error.code not in NOT_PROVIDER_FAULTS:
+                    breaker.record(success=error is None, now=self.health.now())
+                else:
+                    breaker.release_probe()
+                await self._publish_health()
+                if error is None:
+                    result.images = images_out[: spec.input.num_outputs]
+                    result.provider = route.provider
+                    result.cost_usd = route.cost_usd
+                    return result
+                result.provider = route.provider
+                result.failures.append(
+                    AttemptFailure(route.provider, error.code, error.message, error.retryable)
                 )
-            )
-            result.provider = route.provider
-            if error is None:
-                result.images = images[: spec.input.num_outputs]
-                return result
-            failure = AttemptFailure(
-                route.provider, error.code, error.message, retryable=error.retryable
-            )
-            result.failures.append(failure)
-            log.info("provider %s failed for job %s: %s", route.provider, run.job_id, error.message)
-            if not should_try_next(failure):
-                break
+                log.info(
+                    "provider %s failed for job %s: %s", route.provider, run.job_id, error.message
+                )
+                if not error.retryable:
+                    return result
+                retry += 1
+                delay = backoff_delay(retry, policy, retry_after_s=error.retry_after_s)
+                if delay is None:
+                    break
+                await asyncio.sleep(delay)
         return result
+
+    async def _publish_health(self) -> None:
+        try:
+            await self.health.publish_changes()
+        except Exception:
+            log.exception("publishing provider health failed")
+
+    def _cap(self, provider: str, cap: int) -> asyncio.Semaphore | None:
+        if cap <= 0:
+            return None
+        current = self._caps.get(provider)
+        if current is None or current[0] != cap:
+            current = self._caps[provider] = (cap, asyncio.Semaphore(cap))
+        return current[1]
+
+    async def _attempt(
+        self,
+        adapter: Any,
+        request: GenerationRequest,
+        route: RouteOption,
+        timeout_s: float,
+        cap: int,
+    ) -> tuple[ProviderError | None, list[GeneratedImage], AttemptRecord]:
+        task_ids: list[str] = []
+        images: list[GeneratedImage] = []
+        error: ProviderError | None = None
+        semaphore = self._cap(route.provider, cap)
+        started = time.perf_counter()
+        try:
+            async with semaphore if semaphore is not None else contextlib.nullcontext():
+                started = time.perf_counter()  # waiting for a slot is not provider latency
+                async with asyncio.timeout(timeout_s):
+                    images = await adapter.generate(request, task_ids.append)
+            if not images:
+                raise RetryableProviderError(ErrorCode.PROVIDER_ERROR, "no images returned")
+        except TimeoutError:
+            error = ProviderTimeout(f"{route.provider} did not answer within {timeout_s:g}s")
+        except ProviderError as exc:
+            error = exc
+        except Exception as exc:  # an adapter bug must not take the worker down
+            log.exception("provider %s raised unexpectedly", route.provider)
+            error = RetryableProviderError(
+                ErrorCode.PROVIDER_ERROR, f"provider raised {type(exc).__name__}"
+            )
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        outcome = "failed" if error else "succeeded"
+        PROVIDER_LATENCY.labels(route.provider, outcome).observe(latency_ms / 1000)
+        PROVIDER_ATTEMPTS.labels(route.provider, outcome, error.code.value if error else "").inc()
+        task_id = task_ids[-1] if task_ids else (error.task_id if error else None)
+        record = AttemptRecord(
+            provider=route.provider,
+            provider_model_id=route.provider_model_id,
+            latency_ms=latency_ms,
+            outcome=outcome,
+            error=ErrorInfo(code=error.code, message=error.message[:1000]) if error else None,
+            model=request.model,
+            provider_task_id=task_id,
+            cost_usd=route.cost_usd if error is None else Decimal(0),
+        )
+        return error, images, record
 
     async def _stage(self, run: ClaimedRun, images: list[GeneratedImage]) -> list[StagedOutput]:
         async def put(index: int, image: GeneratedImage) -> StagedOutput:
@@ -407,12 +691,14 @@ class RunWorker:
             )
             attempts = row.attempts + len(execution.attempts)
             await repo.add_attempts(run.job_id, run.app_id, run.claim, execution.attempts)
+            cost = execution.cost_usd if outcome.status is RunStatus.GENERATED else Decimal(0)
             if not await repo.finish(
                 run.job_id,
                 outcome.status,
                 error=outcome.error,
                 provider=execution.provider,
                 add_attempts=len(execution.attempts),
+                cost_usd=cost,
             ):
                 return
             if outcome.status is RunStatus.GENERATED:
@@ -428,6 +714,7 @@ class RunWorker:
                             output_format=spec.input.output_format.value,
                             staged=staged,
                             attempts=attempts,
+                            provider_cost_usd=str(cost),
                         ),
                     )
                 )

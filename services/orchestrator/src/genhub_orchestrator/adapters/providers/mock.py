@@ -2,7 +2,11 @@
 
 The picture depends only on (prompt, seed, index, size), so tests and demos can compare bytes.
 Latency and failures are configurable per process (ORCHESTRATOR_MOCK_LATENCY_MS,
-ORCHESTRATOR_MOCK_FAILURE_RATE) and per request (`mock_latency_ms`, `mock_fail` provider params).
+ORCHESTRATOR_MOCK_FAILURE_RATE), per catalog provider row (settings `latency_ms`,
+`failure_rate`, `failure_kind`: several mock providers with different behaviour can be seeded
+through the catalog API) and per request (`mock_latency_ms`, `mock_fail` provider params).
+Failure kinds: `retryable` (provider_error), `timeout` (provider_timeout), `content_rejected`,
+`invalid_input`, `terminal` (provider_error, not retried).
 """
 
 import asyncio
@@ -18,7 +22,10 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from genhub_orchestrator.domain.providers import (
     GeneratedImage,
     GenerationRequest,
+    ProviderError,
+    ProviderTimeout,
     RetryableProviderError,
+    TaskCallback,
     TerminalProviderError,
 )
 
@@ -29,9 +36,12 @@ def _rgb(raw: bytes) -> tuple[int, int, int]:
     return raw[0], raw[1], raw[2]
 
 
-def render_mock_image(prompt: str, seed: int, index: int, width: int, height: int) -> bytes:
+def render_mock_image(
+    prompt: str, seed: int, index: int, width: int, height: int, extra: str = ""
+) -> bytes:
     """A cheap, deterministic PNG: colour gradient, a few shapes, the prompt as text."""
-    digest = hashlib.sha256(f"{prompt}\x00{seed}\x00{index}".encode()).digest()
+    material = f"{prompt}\x00{seed}\x00{index}" + (f"\x00{extra}" if extra else "")
+    digest = hashlib.sha256(material.encode()).digest()
     rng = random.Random(digest)  # seeded from the digest: same inputs, same drawing
 
     # Gradient: pillow's ramp, rotated and cropped to its centre (no empty corners), stretched
@@ -101,22 +111,49 @@ def _latency_ms(value: Any, default: int) -> int:
     return latency
 
 
-class MockProvider:
-    name = "mock"
+FAILURE_KINDS = ("retryable", "timeout", "content_rejected", "invalid_input", "terminal")
 
+
+def mock_failure(kind: str, reason: str) -> ProviderError:
+    if kind == "timeout":
+        return ProviderTimeout(f"mock provider timed out ({reason})")
+    if kind == "content_rejected":
+        return TerminalProviderError(
+            ErrorCode.CONTENT_REJECTED, f"mock refused the prompt ({reason})"
+        )
+    if kind == "invalid_input":
+        return TerminalProviderError(ErrorCode.INVALID_INPUT, f"mock refused the input ({reason})")
+    if kind == "terminal":
+        return TerminalProviderError(ErrorCode.PROVIDER_ERROR, f"mock provider failed ({reason})")
+    return RetryableProviderError(ErrorCode.PROVIDER_ERROR, f"mock provider failed ({reason})")
+
+
+class MockProvider:
     def __init__(
         self,
         *,
+        name: str = "mock",
         latency_ms: int = 200,
         failure_rate: float = 0.0,
+        failure_kind: str = "retryable",
         rng: random.Random | None = None,
     ) -> None:
+        if failure_kind not in FAILURE_KINDS:
+            raise ValueError(f"failure_kind must be one of {', '.join(FAILURE_KINDS)}")
+        self.name = name
         self._latency_ms = latency_ms
         self._failure_rate = failure_rate
+        self._failure_kind = failure_kind
         self._rng = rng or random.Random()
+        self.calls = 0
 
-    async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
+    async def generate(
+        self, request: GenerationRequest, on_task: TaskCallback | None = None
+    ) -> list[GeneratedImage]:
+        self.calls += 1
         params = request.provider_params
+        if on_task:
+            on_task(f"mock-{request.job_id}-{self.calls}")
         latency = _latency_ms(params.get("mock_latency_ms"), self._latency_ms)
         if latency:
             await asyncio.sleep(latency / 1000)
@@ -125,13 +162,13 @@ class MockProvider:
                 ErrorCode.PROVIDER_ERROR, "mock provider failed as requested (mock_fail)"
             )
         if self._failure_rate and self._rng.random() < self._failure_rate:
-            raise RetryableProviderError(
-                ErrorCode.PROVIDER_ERROR, "mock provider failed (simulated failure rate)"
-            )
+            raise mock_failure(self._failure_kind, "simulated failure rate")
         seed = request.input.seed or 0
+        prompt = request.effective_prompt
+        extra = ",".join(hashlib.sha256(i.data).hexdigest()[:16] for i in request.images)
         images = await asyncio.to_thread(
             lambda: [
-                render_mock_image(request.input.prompt, seed, i, request.width, request.height)
+                render_mock_image(prompt, seed, i, request.width, request.height, extra)
                 for i in range(request.num_outputs)
             ]
         )
