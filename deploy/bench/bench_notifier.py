@@ -1,0 +1,257 @@
+"""Notifier delivery benchmark: deliveries/s to a local receiver and the delay from
+`job.completed` (published to Kafka) to the webhook's first attempt (arrival at the receiver).
+
+    uv run python deploy/bench/bench_notifier.py [--rate 200] [--seconds 10] [--apps 10]
+        [--burst 2000]
+
+Needs the running notifier (NOTIFIER_URL, default http://127.0.0.1:8084) with
+NOTIFIER_ALLOW_PRIVATE_WEBHOOKS=true (the local profile) and Kafka (KAFKA_BOOTSTRAP_SERVERS).
+It registers one endpoint per fresh app on a minimal loopback HTTP server in this process.
+
+For every job it first publishes `job.requested` and `tokens.settled` (untimed) and waits until
+the notifier's consumer group has consumed them, as in the real saga where they precede the
+job's end. Then:
+
+  paced   job.completed at a steady --rate for --seconds; delay = arrival - publish time
+  burst   --burst job.completed published at once; deliveries/s = burst / (last - first arrival)
+
+Jobs end as `failed`, so the notifier makes no storage call (a `succeeded` job adds one storage
+round trip per attempt for fresh output URLs).
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from genhub_contracts import (
+    ErrorCode,
+    ErrorInfo,
+    GenerationInput,
+    JobCompleted,
+    JobRequested,
+    JobSpec,
+    JobStatus,
+    TokensSettled,
+)
+from genhub_contracts.events import (
+    JobCompletedPayload,
+    JobRequestedPayload,
+    TokensSettledPayload,
+)
+from genhub_notifier.domain.delivery import WebhookEventType, job_message_id
+
+NOTIFIER = os.environ.get("NOTIFIER_URL", "http://127.0.0.1:8084")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+GROUP = "notifier"
+
+
+@dataclass
+class Receiver:
+    """Bare HTTP/1.1 keep-alive server: answers 200 at once, notes when each webhook-id came."""
+
+    arrivals: dict[str, float] = field(default_factory=dict)
+    port: int = 0
+
+    async def start(self) -> None:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                now = time.time()
+                headers = {}
+                for line in head.decode("latin-1").split("\r\n")[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                await reader.readexactly(int(headers.get("content-length", "0")))
+                self.arrivals.setdefault(headers.get("webhook-id", ""), now)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+def job_events(app: uuid.UUID) -> tuple[uuid.UUID, JobRequested, TokensSettled]:
+    job = uuid.uuid4()
+    spec = JobSpec(user_id="bench", model="mock", input=GenerationInput(prompt="bench"))
+    requested = JobRequested.new(app_id=app, job_id=job, payload=JobRequestedPayload(spec=spec))
+    settled = TokensSettled.new(
+        app_id=app,
+        job_id=job,
+        payload=TokensSettledPayload(
+            user_id="bench", outcome="voided", charged=0, refunded=10, balance_after=100
+        ),
+    )
+    return job, requested, settled
+
+
+def completion(app: uuid.UUID, job: uuid.UUID) -> JobCompleted:
+    return JobCompleted.new(
+        app_id=app,
+        job_id=job,
+        payload=JobCompletedPayload(
+            user_id="bench",
+            status=JobStatus.FAILED,
+            requested_outputs=1,
+            error=ErrorInfo(code=ErrorCode.PROVIDER_ERROR, message="bench"),
+        ),
+    )
+
+
+async def wait_consumed(topics: list[str], timeout: float = 120.0) -> None:
+    """Until the notifier group's committed offsets reach the end of `topics`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA)
+    await admin.start()
+    await consumer.start()
+    try:
+        parts = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = await consumer.end_offsets(parts)
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = await admin.list_consumer_group_offsets(GROUP, partitions=parts)
+            behind = sum(
+                max(0, end - (committed[tp].offset if tp in committed else 0))
+                for tp, end in ends.items()
+            )
+            if behind == 0:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the notifier did not consume its backlog ({behind} behind)")
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+async def prepare(
+    producer: AIOKafkaProducer, apps: list[uuid.UUID], count: int
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    jobs: list[tuple[uuid.UUID, uuid.UUID]] = []
+    sends = []
+    for i in range(count):
+        app = apps[i % len(apps)]
+        job, requested, settled = job_events(app)
+        jobs.append((app, job))
+        for event in (requested, settled):
+            sends.append(
+                await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
+            )
+    await asyncio.gather(*sends)
+    await wait_consumed([JobRequested.TOPIC, TokensSettled.TOPIC])
+    return jobs
+
+
+async def run(args: argparse.Namespace) -> int:
+    receiver = Receiver()
+    await receiver.start()
+    apps = [uuid.uuid4() for _ in range(args.apps)]
+    async with httpx.AsyncClient(base_url=NOTIFIER, timeout=10) as http:
+        try:
+            (await http.get("/readyz")).raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"notifier at {NOTIFIER} is not ready ({exc}); start the stack first")
+            return 2
+        for app in apps:
+            response = await http.post(
+                f"/internal/apps/{app}/endpoints",
+                json={"url": f"http://127.0.0.1:{receiver.port}/hook/{app}"},
+            )
+            response.raise_for_status()
+
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=2)
+    await producer.start()
+    try:
+        paced_count = int(args.rate * args.seconds)
+        paced_jobs = await prepare(producer, apps, paced_count)
+        burst_jobs = await prepare(producer, apps, args.burst)
+        await asyncio.sleep(1.0)
+
+        # paced: steady rate, delay from publish to arrival
+        published: dict[str, float] = {}
+        interval = 1.0 / args.rate
+        start = time.perf_counter()
+        for i, (app, job) in enumerate(paced_jobs):
+            due = start + i * interval
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            event = completion(app, job)
+            published[job_message_id(job, WebhookEventType.FAILED)] = time.time()
+            await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
+        await producer.flush()
+        sent_s = time.perf_counter() - start
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(k in receiver.arrivals for k in published):
+            await asyncio.sleep(0.1)
+        delays = [
+            (receiver.arrivals[k] - t) * 1000
+            for k, t in published.items()
+            if k in receiver.arrivals
+        ]
+        missing = len(published) - len(delays)
+
+        # burst: throughput with a backlog
+        burst_ids = [job_message_id(job, WebhookEventType.FAILED) for _, job in burst_jobs]
+        burst_start = time.time()
+        for app, job in burst_jobs:
+            event = completion(app, job)
+            await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
+        await producer.flush()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(k in receiver.arrivals for k in burst_ids):
+            await asyncio.sleep(0.1)
+        got = [receiver.arrivals[k] for k in burst_ids if k in receiver.arrivals]
+    finally:
+        await producer.stop()
+
+    print(f"notifier benchmark against {NOTIFIER} (Kafka {KAFKA}), {args.apps} apps/endpoints")
+    if delays:
+        print(
+            f"paced   {len(published)} job.completed at {len(published) / sent_s:.0f}/s: "
+            f"delivered {len(delays)}, missing {missing}; completed→first attempt "
+            f"p50 {statistics.median(delays):.1f} ms, p95 {percentile(delays, 95):.1f} ms, "
+            f"p99 {percentile(delays, 99):.1f} ms, max {max(delays):.1f} ms"
+        )
+    else:
+        print("paced   nothing delivered")
+    if got:
+        span = max(got) - burst_start
+        print(
+            f"burst   {len(burst_ids)} job.completed at once: delivered {len(got)} in "
+            f"{span:.2f} s = {len(got) / span:.0f} deliveries/s (publish to last arrival)"
+        )
+    ok = bool(delays) and missing == 0 and percentile(delays, 99) < args.target_p99_ms
+    verdict = "met" if ok else "NOT met"
+    print(f"target p99 < {args.target_p99_ms:.0f} ms at {args.rate:.0f}/s: {verdict}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--apps", type=int, default=10)
+    parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--target-p99-ms", type=float, default=100.0)
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
