@@ -1,18 +1,24 @@
-"""Reservation throughput and latency of billing's real reserve path, against PostgreSQL.
+"""Reservation throughput and latency of billing's batched reserve path, against PostgreSQL.
 
-    uv run python deploy/bench/bench_billing.py [--holds 5000] [--workers 16] [--accounts 10000]
+    uv run python deploy/bench/bench_billing.py [--holds 20000] [--batch 500] [--consumers 2]
+        [--accounts 10000] [--rate 1000] [--paced-seconds 5]
 
-Runs against the *test* database (`genhub_billing_test`, or BILLING_TEST_DATABASE_URL), which
-it migrates to head first; it refuses any database whose name does not end in `_test`. Each
-run uses fresh app ids, so runs never collide; it leaves its rows behind (transfers are
-immutable; the billing test suite rebuilds that schema anyway).
+Runs against the *test* database (`genhub_billing_test`, or BILLING_TEST_DATABASE_URL), which it
+migrates to head first; it refuses any database whose name does not end in `_test`. Each run
+uses fresh app ids and leaves its rows behind (the test suite rebuilds that schema anyway).
 
-Two scenarios, each a fixed number of `job.requested` deliveries shared by N concurrent
-workers; each delivery is what billing's Kafka consumer does: inbox check, `reserve_for_job`,
-commit. Latency is measured around that whole transaction.
+What one batch does is exactly what billing's Kafka batch consumer does per poll: decode the
+`job.requested` JSON of every record, one unit of work with the bulk inbox check
+(`record_first_deliveries`), `reserve_batch` (set-based SQL) and the commit.
 
-  hot-account   every hold reserves from one user with a huge balance (row-lock contention)
-  10k-accounts  holds spread round-robin over many funded users (no contention)
+  hot-account    every hold reserves from one user (one row: the contention case)
+  10k-accounts   holds spread round-robin over 10,000 funded users
+  paced-1000/s   10k accounts, job.requested arriving at a steady 1,000/s; consumers take
+                 whatever has arrived (up to --batch) as soon as they are free
+
+Throughput scenarios start with the whole backlog queued, so their latency is the batch
+transaction's (from the batch's start to its commit, per hold). The paced scenario measures
+from each job's arrival to its batch's commit, i.e. queueing included.
 """
 
 import argparse
@@ -29,153 +35,183 @@ from genhub_billing.cli import MIGRATIONS_DIR
 from genhub_contracts import GenerationInput, JobRequested, JobSpec
 from genhub_contracts.events import JobRequestedPayload
 from genhub_platform.db import SessionFactory, make_session_factory
+from genhub_platform.kafka import record_first_deliveries
 from genhub_platform.migrations import upgrade_to_head
 from genhub_platform.uow import UnitOfWork
-from sqlalchemy import event
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 DEFAULT_URL = os.environ.get(
     "BILLING_TEST_DATABASE_URL",
     "postgresql+asyncpg://genhub:genhub@127.0.0.1:5432/genhub_billing_test",
 )
 HOLD_TTL_S = 1800
-GRANT_BATCH = 500  # users granted per transaction while setting up
+CONSUMER = "billing.reserve"
 
 
 @dataclass
 class Result:
     name: str
-    holds: int
-    reserved: int = 0
-    rejected: int = 0
+    holds: int = 0
     wall_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
-    handler_ms: list[float] = field(default_factory=list)
-    commit_ms: list[float] = field(default_factory=list)
-    statements: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+    reserved: int = 0
 
-    def pct(self, values: list[float], q: float) -> float:
-        ordered = sorted(values)
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def job_requested(app_id: UUID, user: str) -> JobRequested:
+def job_requested(app_id: UUID, user: str) -> bytes:
     spec = JobSpec(user_id=user, model="mock", input=GenerationInput(prompt="b", num_outputs=1))
-    return JobRequested.new(app_id=app_id, job_id=uuid4(), payload=JobRequestedPayload(spec=spec))
+    event = JobRequested.new(app_id=app_id, job_id=uuid4(), payload=JobRequestedPayload(spec=spec))
+    return event.model_dump_json().encode()
 
 
 async def fund(sessions: SessionFactory, app_id: UUID, users: list[str], amount: int) -> None:
-    """Grant every user `amount` through the grant use case, a batch per transaction."""
-
-    async def batch(chunk: list[str]) -> None:
+    """Grant every user `amount` through the batch-grant use case, 1,000 per transaction."""
+    for i in range(0, len(users), 1000):
+        lines = [services.GrantLine(u, amount, "bench", None) for u in users[i : i + 1000]]
         async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
-            for user in chunk:
-                await services.grant_tokens(
-                    uow, app_id=app_id, user_id=user, amount=amount, reason="bench",
-                    idempotency_key=None,
-                )  # fmt: skip
+            await services.grant_batch(uow, app_id=app_id, lines=lines, idempotency_key=None)
             await uow.commit()
 
-    chunks = [users[i : i + GRANT_BATCH] for i in range(0, len(users), GRANT_BATCH)]
-    sem = asyncio.Semaphore(8)
 
-    async def guarded(chunk: list[str]) -> None:
-        async with sem:
-            await batch(chunk)
+async def apply_batch(sessions: SessionFactory, bodies: list[bytes]) -> None:
+    """One consumer poll: decode, inbox, reserve, commit."""
+    events = [JobRequested.model_validate_json(body) for body in bodies]
+    async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
+        fresh = await record_first_deliveries(uow.session, CONSUMER, (e.event_id for e in events))
+        await services.reserve_batch(
+            uow, [e for e in events if e.event_id in fresh], hold_ttl_s=HOLD_TTL_S
+        )
+        await uow.commit()
 
-    await asyncio.gather(*(guarded(c) for c in chunks))
+
+async def check(sessions: SessionFactory, app_id: UUID, result: Result) -> None:
+    async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
+        report = await services.run_reconcile(uow, app_id=app_id)
+    if not report.ok:
+        raise SystemExit(f"{result.name}: reconcile failed: {report.problems[:5]}")
+    result.reserved = report.holds_checked
 
 
-async def run_scenario(
-    name: str, engine: AsyncEngine, users: list[str], amount: int, holds: int, workers: int
+async def throughput(
+    name: str, sessions: SessionFactory, users: list[str], amount: int, args: argparse.Namespace
 ) -> Result:
-    sessions = make_session_factory(engine)
     app_id = uuid4()
     t = time.perf_counter()
     await fund(sessions, app_id, users, amount)
     print(f"  {name}: funded {len(users)} account(s) in {time.perf_counter() - t:.1f}s",
           file=sys.stderr)  # fmt: skip
+    bodies = [job_requested(app_id, users[i % len(users)]) for i in range(args.holds)]
+    batches = iter([bodies[i : i + args.batch] for i in range(0, len(bodies), args.batch)])
+    result = Result(name, holds=len(bodies))
 
-    events = [job_requested(app_id, users[i % len(users)]) for i in range(holds)]
-    result = Result(name, holds)
-    counter = {"statements": 0}
-
-    def count(*_: object) -> None:
-        counter["statements"] += 1
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    queue = iter(events)
-
-    async def worker() -> None:
-        for ev in queue:  # a shared iterator: each event is taken by exactly one worker
+    async def consumer() -> None:
+        for batch in batches:  # shared iterator: each batch is taken by one consumer
             t0 = time.perf_counter()
-            async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
-                await uow.first_delivery("billing.job.requested", ev.event_id)
-                await services.reserve_for_job(uow, ev, hold_ttl_s=HOLD_TTL_S)
-                t1 = time.perf_counter()
-                await uow.commit()
-            t2 = time.perf_counter()
-            result.handler_ms.append((t1 - t0) * 1000)
-            result.commit_ms.append((t2 - t1) * 1000)
-            result.latencies_ms.append((t2 - t0) * 1000)
+            await apply_batch(sessions, batch)
+            ms = (time.perf_counter() - t0) * 1000
+            result.latencies_ms.extend([ms] * len(batch))
+            result.batch_sizes.append(len(batch))
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    await asyncio.gather(*(consumer() for _ in range(args.consumers)))
     result.wall_s = time.perf_counter() - start
-    event.remove(engine.sync_engine, "before_cursor_execute", count)
-    result.statements = counter["statements"]
-
-    async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
-        report = await services.run_reconcile(uow, app_id=app_id)
-    if not report.ok:
-        raise SystemExit(f"{name}: reconcile failed: {report.problems[:5]}")
-    result.reserved = report.holds_checked
-    result.rejected = holds - result.reserved
+    await check(sessions, app_id, result)
     return result
 
 
-def print_table(results: list[Result], workers: int) -> None:
+async def paced(
+    name: str, sessions: SessionFactory, users: list[str], args: argparse.Namespace
+) -> Result:
+    app_id = uuid4()
+    await fund(sessions, app_id, users, 1000)
+    total = int(args.rate * args.paced_seconds)
+    bodies = [job_requested(app_id, users[i % len(users)]) for i in range(total)]
+    queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
+    result = Result(name, holds=total)
+    done = asyncio.Event()
+
+    async def producer() -> None:
+        start = time.perf_counter()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - start) * args.rate) + 1)
+            now = time.perf_counter()
+            for body in bodies[sent:due]:
+                queue.put_nowait((body, now))
+            sent = due
+            await asyncio.sleep(0.001)
+        done.set()
+
+    async def consumer() -> None:
+        while not (done.is_set() and queue.empty()):
+            try:
+                first = await asyncio.wait_for(queue.get(), timeout=0.05)
+            except TimeoutError:
+                continue
+            batch = [first]
+            while len(batch) < args.batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            await apply_batch(sessions, [body for body, _ in batch])
+            now = time.perf_counter()
+            result.latencies_ms.extend((now - arrived) * 1000 for _, arrived in batch)
+            result.batch_sizes.append(len(batch))
+
+    start = time.perf_counter()
+    await asyncio.gather(producer(), *(consumer() for _ in range(args.consumers)))
+    result.wall_s = time.perf_counter() - start
+    await check(sessions, app_id, result)
+    return result
+
+
+def print_table(results: list[Result], args: argparse.Namespace) -> None:
     header = (
-        f"{'scenario':<14}{'holds':>7}{'ok':>7}{'workers':>8}{'holds/s':>9}"
-        f"{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'txn p50':>9}{'commit p50':>11}{'stmts/hold':>11}"
+        f"{'scenario':<16}{'holds':>7}{'ok':>7}{'holds/s':>9}{'batch avg':>10}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.name:<14}{r.holds:>7}{r.reserved:>7}{workers:>8}{r.holds / r.wall_s:>9.0f}"
-            f"{statistics.median(r.latencies_ms):>8.1f}{r.pct(r.latencies_ms, 0.99):>8.1f}"
-            f"{max(r.latencies_ms):>8.1f}{statistics.median(r.handler_ms):>9.1f}"
-            f"{statistics.median(r.commit_ms):>11.1f}{r.statements / r.holds:>11.1f}"
+            f"{r.name:<16}{r.holds:>7}{r.reserved:>7}{r.holds / r.wall_s:>9.0f}"
+            f"{statistics.mean(r.batch_sizes):>10.0f}{statistics.median(r.latencies_ms):>8.1f}"
+            f"{r.pct(0.99):>8.1f}{max(r.latencies_ms):>8.1f}"
         )
     print(
-        "\nlatency = inbox insert + reserve_for_job + commit, per job.requested;"
-        " txn = everything before COMMIT; ok = holds created (reconcile ok)."
+        f"\n{args.consumers} consumer(s), batches of up to {args.batch}; ok = holds created"
+        " (reconcile ok). Throughput rows: latency = the hold's batch transaction (decode,"
+        " inbox, reserve_batch, commit). Paced row: latency = arrival to commit."
     )
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    engine = create_async_engine(args.db_url, pool_size=args.workers + 2, max_overflow=4)
+    engine = create_async_engine(args.db_url, pool_size=args.consumers + 2, max_overflow=2)
+    sessions = make_session_factory(engine)
     try:
-        # Warm up the pool and the prepared statements outside the measured runs.
-        await run_scenario("warm-up", engine, ["w"], 10**6, min(200, args.holds), args.workers)
-        hot = await run_scenario("hot-account", engine, ["hot"], 10**9, args.holds, args.workers)
+        await throughput("warm-up", sessions, ["w"], 10**7, argparse.Namespace(
+            **{**vars(args), "holds": min(2000, args.holds)}))  # fmt: skip
+        hot = await throughput("hot-account", sessions, ["hot"], 10**9, args)
         users = [f"user-{i}" for i in range(args.accounts)]
-        spread = await run_scenario(
-            f"{args.accounts // 1000}k-accounts" if args.accounts >= 1000 else "accounts",
-            engine, users, 1000, args.holds, args.workers,
-        )  # fmt: skip
+        label = f"{args.accounts // 1000}k-accounts" if args.accounts >= 1000 else "accounts"
+        spread = await throughput(label, sessions, users, 1000, args)
+        steady = await paced(f"paced-{args.rate:g}/s", sessions, users, args)
     finally:
         await engine.dispose()
-    print_table([hot, spread], args.workers)
+    print_table([hot, spread, steady], args)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--holds", type=int, default=5000, help="holds per scenario")
-    parser.add_argument("--workers", type=int, default=16, help="concurrent reservers")
-    parser.add_argument("--accounts", type=int, default=10_000, help="users in scenario (b)")
+    parser.add_argument("--holds", type=int, default=20_000, help="holds per throughput run")
+    parser.add_argument("--batch", type=int, default=500, help="max records per batch")
+    parser.add_argument("--consumers", type=int, default=2, help="concurrent batch consumers")
+    parser.add_argument("--accounts", type=int, default=10_000, help="users in the spread runs")
+    parser.add_argument("--rate", type=float, default=1000.0, help="paced arrivals per second")
+    parser.add_argument("--paced-seconds", type=float, default=5.0)
     parser.add_argument("--db-url", default=DEFAULT_URL)
     args = parser.parse_args()
 

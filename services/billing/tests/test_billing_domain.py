@@ -35,14 +35,20 @@ def test_app_override_wins_and_other_apps_overrides_are_ignored() -> None:
         PriceEntry("mock", 7, app_id=APP),
         PriceEntry("fancy", 99, app_id=OTHER_APP),
     ]
-    assert PriceBook.for_app(entries, APP).listing() == [("mock", 7)]
-    assert PriceBook.for_app(entries, OTHER_APP).listing() == [("fancy", 99), ("mock", 10)]
-    assert PriceBook.for_app(entries, None).listing() == [("mock", 10)]
+
+    def listing(app: UUID | None) -> list[tuple[str, int]]:
+        return [(e.model, e.tokens_per_output) for e in PriceBook.for_app(entries, app).listing()]
+
+    assert listing(APP) == [("mock", 7)]
+    assert listing(OTHER_APP) == [("fancy", 99), ("mock", 10)]
+    assert listing(None) == [("mock", 10)]
+    assert PriceBook.for_app(entries, APP).overridden == {"mock"}
+    assert PriceBook.for_app(entries, None).overridden == set()
 
 
 def test_quote_rejects_zero_outputs() -> None:
     with pytest.raises(ValueError):
-        PriceBook({"mock": 10}).quote("mock", 0)
+        PriceBook.for_app([PriceEntry("mock", 10)], APP).quote("mock", 0)
 
 
 # --- settlement ------------------------------------------------------------------------------
@@ -159,6 +165,7 @@ def _accounts(user_balance: int = 30, reserved: int = 10, **overrides: int) -> l
         reserved=reserved,
         ledger_balance=overrides.get("ledger_balance", user_balance),
         pending_holds=overrides.get("pending_holds", reserved),
+        lots_remaining=overrides.get("lots_remaining", user_balance),
     )
     issuance = AccountFacts(
         account_id=ledger.issuance_account_id(APP),

@@ -33,7 +33,8 @@ async def test_unknown_user_reads_as_zero(client: httpx.AsyncClient, app_id: UUI
     r = await client.get(f"{user_url(app_id, 'ghost')}/balance")
     assert r.status_code == 200
     assert r.json() == {
-        "app_id": str(app_id), "user_id": "ghost", "balance": 0, "reserved": 0, "available": 0
+        "app_id": str(app_id), "user_id": "ghost", "balance": 0, "reserved": 0, "available": 0,
+        "free_quota_left": 0, "free_quota_per_day": 0,
     }  # fmt: skip
 
 
@@ -169,11 +170,17 @@ async def test_bad_ledger_params_are_422(
 
 async def test_prices(client: httpx.AsyncClient, sql: Any, app_id: UUID) -> None:
     r = await client.get("/internal/prices")
-    assert r.json() == {"prices": [{"model": "mock", "tokens_per_output": 10}]}
+    assert r.json() == {"prices": [{
+        "model": "mock", "tokens_per_output": 10, "base_tokens": 10, "hd_multiplier": 1.5,
+        "hd_tokens_per_output": 15, "overridden": False,
+    }]}  # fmt: skip
     await sql("INSERT INTO prices (app_id, model, tokens_per_output) VALUES (:a, 'mock', 4)",
               a=app_id)  # fmt: skip
     r = await client.get("/internal/prices", params={"app_id": str(app_id)})
-    assert r.json() == {"prices": [{"model": "mock", "tokens_per_output": 4}]}
+    [price] = r.json()["prices"]
+    assert (price["tokens_per_output"], price["hd_tokens_per_output"], price["overridden"]) == (
+        4, 6, True
+    )  # fmt: skip
     r = await client.get("/internal/prices")
     assert r.json()["prices"][0]["tokens_per_output"] == 10
 

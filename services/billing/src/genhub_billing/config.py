@@ -1,4 +1,4 @@
-"""Billing settings: the platform's, plus how long holds live and how often they are swept."""
+"""Billing settings: the platform's, plus holds, batches and the background sweeps."""
 
 from genhub_platform.settings import PlatformSettings
 from pydantic import Field
@@ -16,3 +16,15 @@ class Settings(PlatformSettings):
         default=10.0, gt=0, validation_alias="BILLING_HOLD_SWEEP_INTERVAL_S"
     )
     hold_sweep_batch: int = Field(default=100, ge=1, validation_alias="BILLING_HOLD_SWEEP_BATCH")
+
+    # job.requested batches: up to this many records, waiting at most this long for them.
+    reserve_batch_max: int = Field(default=500, ge=1, validation_alias="BILLING_RESERVE_BATCH_MAX")
+    reserve_batch_timeout_ms: int = Field(
+        default=5, ge=0, validation_alias="BILLING_RESERVE_BATCH_TIMEOUT_MS"
+    )
+    # Grant-lot expiry sweep and the plan scheduler.
+    lot_sweep_interval_s: float = Field(
+        default=30.0, gt=0, validation_alias="BILLING_LOT_SWEEP_INTERVAL_S"
+    )
+    plan_interval_s: float = Field(default=60.0, gt=0, validation_alias="BILLING_PLAN_INTERVAL_S")
+    sweep_batch: int = Field(default=200, ge=1, validation_alias="BILLING_SWEEP_BATCH")

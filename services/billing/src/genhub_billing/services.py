@@ -7,18 +7,26 @@ commit once at the end.
 import base64
 import binascii
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from genhub_contracts import (
+    BudgetExceeded,
+    Envelope,
     JobCompleted,
     JobRequested,
     JobStatus,
+    LowBalance,
     TokensRejected,
     TokensReserved,
     TokensSettled,
 )
 from genhub_contracts.events import (
+    BudgetExceededPayload,
+    LowBalancePayload,
     TokensRejectedPayload,
     TokensReservedPayload,
     TokensSettledPayload,
@@ -26,17 +34,22 @@ from genhub_contracts.events import (
 from genhub_platform.errors import ApiError
 from genhub_platform.uow import UnitOfWork
 
-from genhub_billing.adapters import reconcile_repo
+from genhub_billing.adapters import batch_sql, reconcile_repo
 from genhub_billing.adapters.ledger_repo import Funds, LedgerRepo
-from genhub_billing.adapters.tables import Hold, Rejection, Transfer
-from genhub_billing.domain import holds, reservation
+from genhub_billing.adapters.tables import Hold, Transfer
+from genhub_billing.domain import budget, holds, quota, reservation
+from genhub_billing.domain.budget import Budget
 from genhub_billing.domain.ledger import (
     TransferKind,
+    adjustment_transfer_id,
+    batch_grant_transfer_id,
     grant_transfer_id,
     hold_id_for,
+    issuance_account_id,
     job_transfer_id,
+    user_account_id,
 )
-from genhub_billing.domain.pricing import PriceBook, UnknownModelError
+from genhub_billing.domain.pricing import ImageSize, PriceBook, PriceEntry
 from genhub_billing.domain.reconcile import ReconcileReport, reconcile
 
 log = logging.getLogger(__name__)
@@ -46,82 +59,196 @@ log = logging.getLogger(__name__)
 
 
 async def reserve_for_job(uow: UnitOfWork, event: JobRequested, *, hold_ttl_s: int) -> None:
-    """Hold the job's price, or reject it. Decided once per job: replays publish nothing."""
-    if event.job_id is None:
-        raise ValueError("job.requested without job_id")  # poison: the consumer dead-letters it
-    job_id, app_id, spec = event.job_id, event.app_id, event.payload.spec
-    repo = LedgerRepo(uow.session)
-
-    await repo.lock_job(job_id)
-    if await repo.hold_for_job(job_id) or await repo.rejection_for_job(job_id):
-        # The first delivery's outcome is already in the outbox; publishing again would only
-        # hand downstream a second, different event for the same decision.
-        log.info("job %s already decided; replay ignored", job_id)
-        return
-
-    account_id = await repo.ensure_accounts(app_id, spec.user_id)
-    book = PriceBook.for_app(await repo.price_entries(app_id), app_id)
-    try:
-        price = book.quote(spec.model, spec.input.num_outputs)
-    except UnknownModelError:
-        await _reject(uow, repo, event, reservation.unknown_model(spec.model))
-        return
-
-    # The conditional UPDATE is the gate: concurrent reservations cannot overdraw the account.
-    after = await repo.try_reserve(account_id, price)
-    if after is None:
-        available = (await repo.funds(app_id, spec.user_id)).available
-        await _reject(uow, repo, event, reservation.insufficient(available, price))
-        return
-
-    hold = await repo.create_hold(
-        hold_id=hold_id_for(job_id),
-        transfer_id=job_transfer_id(job_id, TransferKind.GENERATION_HOLD),
-        job_id=job_id,
-        app_id=app_id,
-        user_id=spec.user_id,
-        model=spec.model,
-        num_outputs=spec.input.num_outputs,
-        amount=price,
-        after=after,
-        ttl_s=hold_ttl_s,
-    )
-    uow.publish(
-        TokensReserved.new(
-            app_id=app_id,
-            job_id=job_id,
-            payload=TokensReservedPayload(spec=spec, hold_id=hold.id, amount=price),
-        )
-    )
+    """Hold one job's price, or reject it (a batch of one)."""
+    await reserve_batch(uow, [event], hold_ttl_s=hold_ttl_s)
 
 
-async def _reject(
-    uow: UnitOfWork, repo: LedgerRepo, event: JobRequested, rejection: reservation.Reject
+async def reserve_batch(
+    uow: UnitOfWork, events: Sequence[JobRequested], *, hold_ttl_s: int
 ) -> None:
+    """Hold or reject every job of a batch in this one transaction, with set-based SQL.
+
+    Each job is decided once: replays (even with new event ids) of a decided job publish
+    nothing, since the first outcome is already in the outbox. Within the batch, requests are
+    decided in delivery order against the locked accounts, as if applied one by one.
+    """
+    firsts: dict[UUID, JobRequested] = {}
+    for event in events:
+        if event.job_id is None:
+            raise ValueError("job.requested without job_id")  # poison: dead-lettered alone
+        firsts.setdefault(event.job_id, event)
+    if not firsts:
+        return
+    session = uow.session
+    await batch_sql.lock_jobs(session, firsts)
+    decided = await batch_sql.decided_jobs(session, list(firsts))
+    todo = [e for job_id, e in firsts.items() if job_id not in decided]
+    if decided:
+        log.info("%d job(s) already decided; replays ignored", len(decided))
+    if not todo:
+        return
+
+    requests = [_request(e) for e in todo]
+    app_ids = sorted({r.app_id for r in requests}, key=str)
+    # Everything that does not need the account locks is read first: concurrent batches on a
+    # hot account then overlap this work instead of queueing behind the row lock for it.
+    now = await batch_sql.clock(session)
+    entries = await batch_sql.price_entries(session, app_ids)
+    apps = {row.app_id: row for row in await batch_sql.app_rows(session, app_ids, now.period)}
+    terms = {app: _terms(app, apps.get(app), entries) for app in app_ids}
+    await batch_sql.ensure_accounts(
+        session,
+        [(issuance_account_id(a), a, None) for a in app_ids]
+        + [(r.account_id, r.app_id, r.user_id) for r in requests],
+    )
+    locked = await batch_sql.lock_accounts(session, (r.account_id for r in requests))
+    quota_pairs = sorted(
+        {(r.app_id, r.user_id) for r in requests if terms[r.app_id].free_daily_quota > 0},
+        key=lambda p: (str(p[0]), p[1]),
+    )
+    used = await batch_sql.quota_used(session, now.day, quota_pairs)
+    owners = {r.account_id: (r.app_id, r.user_id) for r in requests}
+    states = {
+        account_id: reservation.AccountState(a.balance, a.reserved, used.get(owners[account_id], 0))
+        for account_id, a in locked.items()
+    }
+
+    holds_out: list[batch_sql.HoldRow] = []
+    rejections: list[batch_sql.RejectionRow] = []
+    published: list[Envelope[Any]] = []
+    plans: dict[UUID, str] = {}
+    for event, request in zip(todo, requests, strict=True):
+        spec = event.payload.spec
+        if locked[request.account_id].plan != spec.plan.value:
+            plans[request.account_id] = spec.plan.value
+        decision = reservation.decide(request, terms[request.app_id], states[request.account_id])
+        if isinstance(decision, reservation.Reject):
+            rejections.append(
+                batch_sql.RejectionRow(
+                    request.job_id, request.app_id, request.user_id, decision.reason.value,
+                    decision.available, decision.required,
+                )
+            )  # fmt: skip
+            published.append(_rejected_event(event, decision))
+            continue
+        hold_id = hold_id_for(request.job_id)
+        holds_out.append(
+            batch_sql.HoldRow(
+                id=hold_id,
+                transfer_id=job_transfer_id(request.job_id, TransferKind.GENERATION_HOLD),
+                job_id=request.job_id,
+                app_id=request.app_id,
+                user_id=request.user_id,
+                account_id=request.account_id,
+                issuance_id=issuance_account_id(request.app_id),
+                model=request.model,
+                num_outputs=request.num_outputs,
+                amount=decision.amount,
+                free_outputs=decision.free_outputs,
+                charge_cache_hits=spec.app.charge_cache_hits,
+                balance_after=decision.balance_after,
+                reserved_after=decision.reserved_after,
+            )
+        )
+        published.append(
+            TokensReserved.new(
+                app_id=request.app_id,
+                job_id=request.job_id,
+                payload=TokensReservedPayload(
+                    spec=spec,
+                    hold_id=hold_id,
+                    amount=decision.amount,
+                    free_quota_used=decision.free_outputs > 0,
+                ),
+            )
+        )
+
+    deltas = {
+        a: st.reserved - st.reserved_before
+        for a, st in states.items()
+        if st.reserved_before != st.reserved
+    }
+    await batch_sql.move_reserved(session, deltas, plans)
+    await batch_sql.insert_holds(session, holds_out, hold_ttl_s)
+    await batch_sql.insert_rejections(session, rejections)
+    quota_added = {
+        owners[a]: st.quota_used - st.quota_used_before
+        for a, st in states.items()
+        if st.quota_used != st.quota_used_before
+    }
+    await batch_sql.add_quota_usage(session, now.day, quota_added)
+    published.extend(_low_balance_events(requests, states, terms))
+    await batch_sql.insert_outbox(session, batch_sql.outbox_rows(published))
+
+
+def _request(event: JobRequested) -> reservation.Request:
     assert event.job_id is not None
     spec = event.payload.spec
-    await repo.add_rejection(
-        Rejection(
-            job_id=event.job_id,
-            app_id=event.app_id,
-            user_id=spec.user_id,
-            reason=rejection.reason.value,
-            available=rejection.available,
-            required=rejection.required,
-        )
+    gen = spec.input
+    return reservation.Request(
+        job_id=event.job_id,
+        app_id=event.app_id,
+        user_id=spec.user_id,
+        account_id=user_account_id(event.app_id, spec.user_id),
+        model=spec.model,
+        num_outputs=gen.num_outputs,
+        size=ImageSize(gen.width, gen.height, gen.aspect_ratio),
+        quality=gen.quality,
     )
-    uow.publish(
-        TokensRejected.new(
-            app_id=event.app_id,
-            job_id=event.job_id,
-            payload=TokensRejectedPayload(
-                user_id=spec.user_id,
-                reason=rejection.reason,
-                message=rejection.message,
-                balance=rejection.available,
-                required=rejection.required,
-            ),
-        )
+
+
+def _terms(
+    app_id: UUID, row: batch_sql.AppRow | None, entries: Sequence[PriceEntry]
+) -> reservation.AppTerms:
+    book = PriceBook.for_app(entries, app_id)
+    if row is None:
+        return reservation.AppTerms(prices=book)
+    budget = Budget(row.monthly_budget_usd, row.soft_cap_ratio)
+    return reservation.AppTerms(
+        prices=book,
+        free_daily_quota=row.free_daily_quota,
+        budget_blocked=budget.blocks_new_jobs(row.spent_usd),
+        low_balance_threshold=row.low_balance_threshold,
+    )
+
+
+def _low_balance_events(
+    requests: Sequence[reservation.Request],
+    states: dict[UUID, reservation.AccountState],
+    terms: dict[UUID, reservation.AppTerms],
+) -> list[Envelope[Any]]:
+    out: list[Envelope[Any]] = []
+    seen: set[UUID] = set()
+    for r in requests:
+        if r.account_id in seen:
+            continue
+        seen.add(r.account_id)
+        state, threshold = states[r.account_id], terms[r.app_id].low_balance_threshold
+        before = state.balance - state.reserved_before
+        if reservation.crossed_below(before, state.available, threshold):
+            out.append(_low_balance(r.app_id, r.user_id, state.available, threshold))
+    return out
+
+
+def _low_balance(app_id: UUID, user_id: str, available: int, threshold: int) -> LowBalance:
+    return LowBalance.new(
+        app_id=app_id,
+        payload=LowBalancePayload(user_id=user_id, balance=available, threshold=threshold),
+    )
+
+
+def _rejected_event(event: JobRequested, rejection: reservation.Reject) -> TokensRejected:
+    spec = event.payload.spec
+    return TokensRejected.new(
+        app_id=event.app_id,
+        job_id=event.job_id,
+        payload=TokensRejectedPayload(
+            user_id=spec.user_id,
+            reason=rejection.reason,
+            message=rejection.message,
+            balance=rejection.available,
+            required=rejection.required,
+        ),
     )
 
 
@@ -133,6 +260,7 @@ async def settle_job(uow: UnitOfWork, event: JobCompleted) -> None:
     if event.job_id is None:
         raise ValueError("job.completed without job_id")
     repo = LedgerRepo(uow.session)
+    await _count_provider_cost(uow, repo, event)
     hold = await repo.hold_for_job(event.job_id, for_update=True)
     if hold is None or hold.app_id != event.app_id:
         log.warning("job %s completed but billing holds nothing for it", event.job_id)
@@ -141,10 +269,48 @@ async def settle_job(uow: UnitOfWork, event: JobCompleted) -> None:
         log.info("hold for job %s already %s; left alone", event.job_id, hold.status)
         return
     payload = event.payload
+    # A cache hit is free unless the app's options (snapshotted on the hold) say otherwise;
+    # a free cache hit does not use up free quota either.
+    free_of_charge = payload.cache_hit and not hold.charge_cache_hits
+    delivered = 0 if free_of_charge else len(payload.outputs)
     settlement = holds.settle(
-        hold.amount, JobStatus(payload.status), len(payload.outputs), payload.requested_outputs
+        hold.amount,
+        JobStatus(payload.status),
+        len(payload.outputs),
+        payload.requested_outputs,
+        free_of_charge=free_of_charge,
     )
-    await _apply(uow, repo, hold, settlement)
+    await _apply(uow, repo, hold, settlement, delivered=delivered)
+
+
+async def _count_provider_cost(uow: UnitOfWork, repo: LedgerRepo, event: JobCompleted) -> None:
+    """Add the job's provider cost to its app's monthly spend (once per job) and announce
+    each budget level the spend reaches (once per app, month and level)."""
+    assert event.job_id is not None
+    cost = budget.parse_cost(event.payload.provider_cost_usd)
+    if cost == 0:
+        return
+    spent, period = await repo.add_job_cost(event.job_id, event.app_id, cost)
+    if spent is None:
+        return  # this job's cost was already counted
+    settings = await repo.app_settings(event.app_id)
+    if settings is None or settings.monthly_budget_usd is None:
+        return
+    rule = budget.Budget(settings.monthly_budget_usd, settings.soft_cap_ratio)
+    for level in rule.levels_reached(spent):
+        if await repo.first_budget_alert(event.app_id, period, level):
+            log.warning("app %s reached its %s budget cap for %s", event.app_id, level, period)
+            uow.publish(
+                BudgetExceeded.new(
+                    app_id=event.app_id,
+                    payload=BudgetExceededPayload(
+                        level=level,
+                        spent_usd=str(spent),
+                        budget_usd=str(settings.monthly_budget_usd),
+                        period=period,
+                    ),
+                )
+            )
 
 
 async def expire_holds(uow: UnitOfWork, *, limit: int) -> int:
@@ -153,16 +319,23 @@ async def expire_holds(uow: UnitOfWork, *, limit: int) -> int:
     expired = await repo.claim_expired_holds(limit)
     # Consistent account lock order across sweeper replicas: no deadlocks between them.
     for hold in sorted(expired, key=lambda h: (str(h.account_id), str(h.id))):
-        log.info("hold for job %s expired; voiding", hold.job_id)
-        await _apply(uow, repo, hold, holds.void(hold.amount))
+        log.warning("hold for job %s expired unsettled; voiding it", hold.job_id)
+        await _apply(uow, repo, hold, holds.void(hold.amount), delivered=0)
     return len(expired)
 
 
 async def _apply(
-    uow: UnitOfWork, repo: LedgerRepo, hold: Hold, settlement: holds.Settlement
+    uow: UnitOfWork, repo: LedgerRepo, hold: Hold, settlement: holds.Settlement, *, delivered: int
 ) -> None:
     holds.transition(holds.HoldStatus(hold.status), settlement.status)
-    if settlement.outcome == "posted":
+    if hold.free_outputs:
+        # A free-quota job: no tokens moved; give back the free outputs it did not deliver.
+        delivered_free = delivered if settlement.outcome == "posted" else 0
+        await repo.refund_quota(hold, quota.refund(hold.free_outputs, delivered_free))
+    if hold.amount == 0:
+        await repo.finish_free_hold(hold, settlement.status)
+        after = await repo.funds(hold.app_id, hold.user_id)
+    elif settlement.outcome == "posted":
         after = await repo.post_hold(
             hold,
             transfer_id=job_transfer_id(hold.job_id, TransferKind.GENERATION_POST),
@@ -205,37 +378,171 @@ async def grant_tokens(
     amount: int,
     reason: str,
     idempotency_key: str | None,
+    kind: TransferKind = TransferKind.GRANT,
+    expires_at: datetime | None = None,
 ) -> GrantResult:
     repo = LedgerRepo(uow.session)
     await repo.ensure_accounts(app_id, user_id)
     # The user's row lock serialises grants to one user, so two requests with the same key
     # cannot both miss the lookup below.
     await repo.funds(app_id, user_id, for_update=True)
-    if idempotency_key is None:
-        transfer_id = uuid4()
-    else:
-        transfer_id = grant_transfer_id(app_id, user_id, idempotency_key)
-        original = await repo.transfer(transfer_id, app_id=app_id)
-        if original is not None:
-            if original.amount != amount:
-                raise ApiError(
-                    409,
-                    "idempotency_conflict",
-                    "This idempotency key was already used with a different amount.",
-                    details={"original_amount": original.amount},
-                )
-            return GrantResult(
-                original.id, Funds(original.balance_after, original.reserved_after), True
-            )
-    transfer, after = await repo.grant(
+    transfer_id = (
+        uuid4() if idempotency_key is None else grant_transfer_id(app_id, user_id, idempotency_key)
+    )
+    return await _credit_once(
+        repo, transfer_id, app_id, user_id, amount, reason, idempotency_key, kind, expires_at
+    )
+
+
+async def _credit_once(
+    repo: LedgerRepo,
+    transfer_id: UUID,
+    app_id: UUID,
+    user_id: str,
+    amount: int,
+    reason: str,
+    idempotency_key: str | None,
+    kind: TransferKind,
+    expires_at: datetime | None,
+) -> GrantResult:
+    """Credit unless this transfer id exists (then answer as the original did)."""
+    original = await repo.transfer(transfer_id, app_id=app_id)
+    if original is not None:
+        return _replayed(original, amount, kind)
+    transfer, after = await repo.credit(
         transfer_id=transfer_id,
         app_id=app_id,
         user_id=user_id,
         amount=amount,
+        kind=kind,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        expires_at=expires_at,
+    )
+    return GrantResult(transfer.id, after, False)
+
+
+def _replayed(original: Transfer, amount: int, kind: TransferKind) -> GrantResult:
+    if original.amount != amount or original.kind != kind.value:
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            "This idempotency key was already used with a different amount or kind.",
+            details={"original_amount": original.amount, "original_kind": original.kind},
+        )
+    return GrantResult(original.id, Funds(original.balance_after, original.reserved_after), True)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantLine:
+    user_id: str
+    amount: int
+    reason: str
+    expires_at: datetime | None
+    kind: TransferKind = TransferKind.GRANT
+
+
+async def grant_batch(
+    uow: UnitOfWork, *, app_id: UUID, lines: Sequence[GrantLine], idempotency_key: str | None
+) -> list[GrantResult]:
+    """All or nothing, in one transaction: every user account is locked (in id order) first,
+    then each line is credited in request order. A replayed key answers with the originals."""
+    repo = LedgerRepo(uow.session)
+    for user_id in sorted({line.user_id for line in lines}):
+        await repo.ensure_accounts(app_id, user_id)
+    users = {line.user_id for line in lines}
+    for user_id in sorted(users, key=lambda u: str(user_account_id(app_id, u))):
+        await repo.funds(app_id, user_id, for_update=True)
+    results = []
+    for index, line in enumerate(lines):
+        transfer_id = (
+            uuid4()
+            if idempotency_key is None
+            else batch_grant_transfer_id(app_id, idempotency_key, index)
+        )
+        result = await _credit_once(
+            repo, transfer_id, app_id, line.user_id, line.amount, line.reason,
+            idempotency_key, line.kind, line.expires_at,
+        )  # fmt: skip
+        results.append(result)
+    return results
+
+
+async def adjust_tokens(
+    uow: UnitOfWork,
+    *,
+    app_id: UUID,
+    user_id: str,
+    amount: int,
+    reason: str,
+    idempotency_key: str | None,
+) -> GrantResult:
+    """An admin correction: credit (amount > 0, a lot that never expires) or debit (< 0, from
+    the available tokens only: 409 insufficient_tokens rather than going negative)."""
+    if amount == 0:
+        raise ApiError(422, "invalid_amount", "An adjustment must not be zero.")
+    repo = LedgerRepo(uow.session)
+    await repo.ensure_accounts(app_id, user_id)
+    funds = await repo.funds(app_id, user_id, for_update=True)
+    transfer_id = (
+        uuid4()
+        if idempotency_key is None
+        else adjustment_transfer_id(app_id, user_id, idempotency_key)
+    )
+    if amount > 0:
+        return await _credit_once(
+            repo, transfer_id, app_id, user_id, amount, reason, idempotency_key,
+            TransferKind.ADJUSTMENT, None,
+        )  # fmt: skip
+    original = await repo.transfer(transfer_id, app_id=app_id)
+    if original is not None:
+        if original.credit_account_id == user_account_id(app_id, user_id):
+            raise ApiError(409, "idempotency_conflict", "This key was used for a credit.")
+        return _replayed(original, -amount, TransferKind.ADJUSTMENT)
+    done = await repo.debit(
+        transfer_id=transfer_id,
+        app_id=app_id,
+        user_id=user_id,
+        amount=-amount,
+        kind=TransferKind.ADJUSTMENT,
         reason=reason,
         idempotency_key=idempotency_key,
     )
+    if done is None:
+        raise ApiError(
+            409,
+            "insufficient_tokens",
+            f"Cannot debit {-amount} tokens: {funds.available} available.",
+            details={"available": funds.available, "required": -amount},
+        )
+    transfer, after = done
+    await _maybe_low_balance(uow, repo, app_id, user_id, funds.available, after.available)
     return GrantResult(transfer.id, after, False)
+
+
+async def _maybe_low_balance(
+    uow: UnitOfWork, repo: LedgerRepo, app_id: UUID, user_id: str, before: int, after: int
+) -> None:
+    settings = await repo.app_settings(app_id)
+    threshold = settings.low_balance_threshold if settings else 0
+    if reservation.crossed_below(before, after, threshold):
+        uow.publish(_low_balance(app_id, user_id, after, threshold))
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    funds: Funds
+    free_quota_per_day: int
+    free_quota_left: int
+
+
+async def get_balance(uow: UnitOfWork, *, app_id: UUID, user_id: str) -> Balance:
+    repo = LedgerRepo(uow.session)
+    funds = await repo.funds(app_id, user_id)
+    settings = await repo.app_settings(app_id)
+    per_day = settings.free_daily_quota if settings else 0
+    used = await repo.quota_used_today(app_id, user_id) if per_day else 0
+    return Balance(funds, per_day, quota.quota_left(per_day, used))
 
 
 async def get_funds(uow: UnitOfWork, *, app_id: UUID, user_id: str) -> Funds:
@@ -276,9 +583,9 @@ async def ledger_page(
     return LedgerPage(page, next_cursor)
 
 
-async def price_list(uow: UnitOfWork, *, app_id: UUID | None) -> list[tuple[str, int]]:
+async def price_book(uow: UnitOfWork, *, app_id: UUID | None) -> PriceBook:
     entries = await LedgerRepo(uow.session).price_entries(app_id)
-    return PriceBook.for_app(entries, app_id).listing()
+    return PriceBook.for_app(entries, app_id)
 
 
 async def run_reconcile(uow: UnitOfWork, *, app_id: UUID | None = None) -> ReconcileReport:

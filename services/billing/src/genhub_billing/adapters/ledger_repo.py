@@ -4,16 +4,29 @@ database (row locks + CHECK constraints) keeps accounts consistent without Pytho
 Lock order, to stay free of deadlocks: the user account first, then the app's issuance account.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genhub_billing.adapters.tables import Account, Hold, Price, Rejection, Transfer
+from genhub_billing.adapters.batch_sql import run
+from genhub_billing.adapters.tables import (
+    Account,
+    AppSettings,
+    GrantLot,
+    Hold,
+    Price,
+    Rejection,
+    Transfer,
+)
+from genhub_billing.domain import lots as lots_rules
 from genhub_billing.domain.holds import HoldStatus
 from genhub_billing.domain.ledger import (
     AccountKind,
@@ -115,6 +128,7 @@ class LedgerRepo:
         job_id: UUID | None = None,
         reason: str | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transfer:
         transfer = Transfer(
             id=transfer_id,
@@ -128,31 +142,86 @@ class LedgerRepo:
             idempotency_key=idempotency_key,
             balance_after=after.balance,
             reserved_after=after.reserved,
+            expires_at=expires_at,
         )
         self.session.add(transfer)
         await self.session.flush()
         return transfer
 
-    async def grant(
+    async def credit(
         self,
         *,
         transfer_id: UUID,
         app_id: UUID,
         user_id: str,
         amount: int,
-        reason: str,
-        idempotency_key: str | None,
+        kind: TransferKind,
+        reason: str | None,
+        idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[Transfer, Funds]:
-        """Credit a user from the app's issuance account (caller holds the user's row lock)."""
+        """Credit a user from the app's issuance account and open a lot for it (grant, bonus,
+        plan allocation, positive adjustment). The caller holds the user's row lock."""
         user = user_account_id(app_id, user_id)
         after = await self._move(user, balance=amount)
         await self._move(issuance_account_id(app_id), balance=-amount)
         transfer = await self._record(
             transfer_id=transfer_id,
             app_id=app_id,
-            kind=TransferKind.GRANT,
+            kind=kind,
             debit=issuance_account_id(app_id),
             credit=user,
+            amount=amount,
+            after=after,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            expires_at=expires_at,
+        )
+        self.session.add(
+            GrantLot(
+                id=transfer_id, app_id=app_id, account_id=user, amount=amount, remaining=amount,
+                expires_at=expires_at,
+            )
+        )  # fmt: skip
+        await self.session.flush()
+        return transfer, after
+
+    async def debit(
+        self,
+        *,
+        transfer_id: UUID,
+        app_id: UUID,
+        user_id: str,
+        amount: int,
+        kind: TransferKind,
+        reason: str | None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Transfer, Funds] | None:
+        """Take `amount` of a user's *available* tokens back to issuance (negative adjustment,
+        expiry); None when they do not have that much. Consumes lots, soonest-expiring first."""
+        user = user_account_id(app_id, user_id)
+        row = (
+            await self.session.exec(
+                update(Account)
+                .where(
+                    col(Account.id) == user,
+                    col(Account.balance) - col(Account.reserved) >= amount,
+                )
+                .values(balance=col(Account.balance) - amount, updated_at=func.now())
+                .returning(col(Account.balance), col(Account.reserved))
+            )
+        ).first()
+        if row is None:
+            return None
+        after = Funds(row[0], row[1])
+        await self._move(issuance_account_id(app_id), balance=amount)
+        await self.consume_lots(user, amount)
+        transfer = await self._record(
+            transfer_id=transfer_id,
+            app_id=app_id,
+            kind=kind,
+            debit=user,
+            credit=issuance_account_id(app_id),
             amount=amount,
             after=after,
             reason=reason,
@@ -160,13 +229,155 @@ class LedgerRepo:
         )
         return transfer, after
 
+    # --- lots ------------------------------------------------------------------------------
+
+    async def lots(self, account_id: UUID) -> list[lots_rules.Lot]:
+        """The account's open lots (the caller holds the account's row lock)."""
+        rows = (
+            await self.session.exec(
+                select(GrantLot).where(GrantLot.account_id == account_id, GrantLot.remaining > 0)
+            )
+        ).all()
+        return [
+            lots_rules.Lot(lot.id, lot.remaining, lot.expires_at, lot.created_at or datetime.min)
+            for lot in rows
+        ]
+
+    async def take_from_lots(self, taken: Sequence[tuple[UUID, int]]) -> None:
+        if not taken:
+            return
+        await run(
+            self.session,
+            "UPDATE grant_lots g SET remaining = g.remaining - t.n"
+            " FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS bigint[])) AS t(id, n)"
+            " WHERE g.id = t.id",
+            ids=[t[0] for t in taken],
+            ns=[t[1] for t in taken],
+        )
+
+    async def consume_lots(self, account_id: UUID, amount: int) -> None:
+        """Spend `amount` from the account's lots, soonest-expiring first."""
+        if amount:
+            await self.take_from_lots(lots_rules.consume(await self.lots(account_id), amount))
+
+    async def expired_lot_accounts(self, limit: int) -> list[tuple[UUID, UUID, str]]:
+        """Accounts with an expired lot that still has tokens: [(account, app, user)]."""
+        rows = await run(
+            self.session,
+            "SELECT DISTINCT a.id, a.app_id, a.user_id FROM grant_lots g"
+            " JOIN accounts a ON a.id = g.account_id"
+            " WHERE g.remaining > 0 AND g.expires_at <= now() ORDER BY a.id LIMIT :limit",
+            limit=limit,
+        )
+        return [(r[0], r[1], r[2]) for r in rows.all()]
+
+    async def lock_account(self, account_id: UUID) -> Funds | None:
+        """Lock an account row unless another transaction has it (then None: skip it)."""
+        row = (
+            await self.session.exec(
+                select(Account.balance, Account.reserved)
+                .where(Account.id == account_id)
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        return Funds(row[0], row[1]) if row else None
+
+    # --- settings, quota, budgets ------------------------------------------------------------
+
+    async def app_settings(self, app_id: UUID) -> AppSettings | None:
+        return await self.session.get(AppSettings, app_id)
+
+    async def quota_used_today(self, app_id: UUID, user_id: str) -> int:
+        row = (
+            await run(
+                self.session,
+                "SELECT used FROM quota_usage WHERE app_id = :app AND user_id = :user"
+                " AND day = (now() AT TIME ZONE 'UTC')::date",
+                app=app_id,
+                user=user_id,
+            )
+        ).first()
+        return int(row[0]) if row else 0
+
+    async def refund_quota(self, hold: Hold, outputs: int) -> None:
+        """Give back free outputs on the day the hold counted them (a later day has reset)."""
+        if outputs <= 0:
+            return
+        await run(
+            self.session,
+            "UPDATE quota_usage SET used = GREATEST(0, used - :n) WHERE app_id = :app"
+            " AND user_id = :user"
+            " AND day = (CAST(:created AS timestamptz) AT TIME ZONE 'UTC')::date",
+            n=outputs,
+            app=hold.app_id,
+            user=hold.user_id,
+            created=hold.created_at,
+        )
+
+    async def add_job_cost(
+        self, job_id: UUID, app_id: UUID, cost: Decimal
+    ) -> tuple[Decimal | None, str]:
+        """Count a job's provider cost once; returns (the app's spend this month, or None when
+        the job was already counted, and the month)."""
+        period = (
+            await run(self.session, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')")
+        ).one()[0]
+        inserted = (
+            await run(
+                self.session,
+                "INSERT INTO job_costs (job_id, app_id, period, cost_usd)"
+                " VALUES (:job, :app, :period, :cost) ON CONFLICT DO NOTHING RETURNING job_id",
+                job=job_id,
+                app=app_id,
+                period=period,
+                cost=cost,
+            )
+        ).first()
+        if inserted is None:
+            return None, period
+        spent = (
+            await run(
+                self.session,
+                "INSERT INTO app_spend (app_id, period, spent_usd) VALUES (:app, :period, :cost)"
+                " ON CONFLICT (app_id, period) DO UPDATE"
+                " SET spent_usd = app_spend.spent_usd + excluded.spent_usd RETURNING spent_usd",
+                app=app_id,
+                period=period,
+                cost=cost,
+            )
+        ).one()[0]
+        return Decimal(spent), period
+
+    async def first_budget_alert(self, app_id: UUID, period: str, level: str) -> bool:
+        row = (
+            await run(
+                self.session,
+                "INSERT INTO budget_alerts (app_id, period, level) VALUES (:app, :period, :level)"
+                " ON CONFLICT DO NOTHING RETURNING level",
+                app=app_id,
+                period=period,
+                level=level,
+            )
+        ).first()
+        return row is not None
+
+    async def spend(self, app_id: UUID) -> tuple[Decimal, str]:
+        row = (
+            await run(
+                self.session,
+                "SELECT COALESCE((SELECT spent_usd FROM app_spend WHERE app_id = :app"
+                " AND period = p.period), 0), p.period"
+                " FROM (SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM') AS period) p",
+                app=app_id,
+            )
+        ).one()
+        return Decimal(row[0]), row[1]
+
     # --- holds -----------------------------------------------------------------------------
 
     async def lock_job(self, job_id: UUID) -> None:
         """Serialise work on one job across consumers/replicas until this transaction ends."""
-        await self.session.exec(
-            text("SELECT pg_advisory_xact_lock(:key)"), params={"key": advisory_lock_key(job_id)}
-        )
+        await run(self.session, "SELECT pg_advisory_xact_lock(:key)", key=advisory_lock_key(job_id))
 
     async def hold_for_job(self, job_id: UUID, *, for_update: bool = False) -> Hold | None:
         query = select(Hold).where(Hold.job_id == job_id)
@@ -243,6 +454,7 @@ class LedgerRepo:
         after = await self._move(hold.account_id, balance=-charged, reserved=-hold.amount)
         if charged:
             await self._move(issuance, balance=charged)
+            await self.consume_lots(hold.account_id, charged)
         await self._record(
             transfer_id=transfer_id,
             app_id=hold.app_id,
@@ -270,6 +482,10 @@ class LedgerRepo:
         )
         await self._finish(hold, HoldStatus.VOIDED, posted_amount=None)
         return after
+
+    async def finish_free_hold(self, hold: Hold, status: HoldStatus) -> None:
+        """Settle a hold the free quota paid: no tokens were reserved, none move."""
+        await self._finish(hold, status, posted_amount=0 if status is HoldStatus.POSTED else None)
 
     async def _finish(self, hold: Hold, status: HoldStatus, *, posted_amount: int | None) -> None:
         # The `status = 'pending'` guard makes a double settlement fail loudly, never apply.
@@ -324,6 +540,6 @@ class LedgerRepo:
             scope = or_(scope, col(Price.app_id) == app_id)
         query = select(Price).where(scope)
         return [
-            PriceEntry(p.model, p.tokens_per_output, p.app_id)
+            PriceEntry(p.model, p.tokens_per_output, p.app_id, p.hd_multiplier)
             for p in (await self.session.exec(query)).all()
         ]

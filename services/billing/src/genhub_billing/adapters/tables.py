@@ -3,17 +3,22 @@
 The first migration mirrors these definitions; keep them in step.
 """
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
     Index,
+    Integer,
+    Numeric,
     String,
     func,
     text,
@@ -56,6 +61,7 @@ class Account(SQLModel, table=True):
     app_id: UUID = Field(nullable=False)
     user_id: str | None = Field(default=None, max_length=128)
     kind: str = Field(max_length=16)
+    plan: str | None = Field(default=None, max_length=16)  # the end user's tier, last seen
     balance: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
     )
@@ -76,14 +82,17 @@ class Transfer(SQLModel, table=True):
     __tablename__ = "transfers"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('grant', 'generation_hold', 'generation_post', 'generation_void')",
+            "kind IN ('grant', 'bonus', 'plan_allocation', 'adjustment', 'expiry', "
+            "'generation_hold', 'generation_post', 'generation_void')",
             name="ck_transfers_kind",
         ),
         CheckConstraint("amount >= 0", name="ck_transfers_amount_non_negative"),
         # Only a post may be zero (a succeeded job that delivered nothing chargeable).
         CheckConstraint("amount > 0 OR kind = 'generation_post'", name="ck_transfers_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="ck_transfers_two_accounts"),
-        CheckConstraint("(kind = 'grant') = (job_id IS NULL)", name="ck_transfers_job"),
+        CheckConstraint(
+            "(kind LIKE 'generation_%') = (job_id IS NOT NULL)", name="ck_transfers_job"
+        ),
         Index(
             "ux_transfers_job_kind",
             "job_id",
@@ -114,6 +123,9 @@ class Transfer(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=128)
     balance_after: int = Field(sa_column=Column(BigInteger, nullable=False))
     reserved_after: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
     created_at: datetime | None = Field(default=None, sa_column=_created_at())
 
 
@@ -123,7 +135,8 @@ class Hold(SQLModel, table=True):
     __tablename__ = "holds"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'posted', 'voided')", name="ck_holds_status"),
-        CheckConstraint("amount > 0", name="ck_holds_amount"),
+        CheckConstraint("amount >= 0 AND free_outputs >= 0", name="ck_holds_amount"),
+        CheckConstraint("amount > 0 OR free_outputs > 0", name="ck_holds_something"),
         CheckConstraint(
             "(status = 'posted') = (posted_amount IS NOT NULL)", name="ck_holds_posted_amount"
         ),
@@ -141,6 +154,9 @@ class Hold(SQLModel, table=True):
     model: str = Field(max_length=64)
     num_outputs: int = Field(ge=1)
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # Outputs paid by the free daily quota (then amount is 0: the hold reserves no tokens).
+    free_outputs: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    charge_cache_hits: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     status: str = Field(default="pending", max_length=16)
     posted_amount: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime | None = Field(default=None, sa_column=_created_at())
@@ -165,7 +181,9 @@ class Rejection(SQLModel, table=True):
 
 
 class Price(SQLModel, table=True):
-    """Tokens per output by model; `app_id` NULL is the default for every app."""
+    """A pricing rule: base tokens per output (1024², standard quality) and the hd multiplier
+    for a model; `app_id` NULL is the default for every app, a row with an app id overrides it.
+    """
 
     __tablename__ = "prices"
     __table_args__ = (
@@ -184,4 +202,120 @@ class Price(SQLModel, table=True):
     app_id: UUID | None = Field(default=None)
     model: str = Field(sa_column=Column(String(64), nullable=False))
     tokens_per_output: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hd_multiplier: Decimal = Field(
+        default=Decimal("1.5"), sa_column=Column(Numeric(6, 3), nullable=False)
+    )
+    created_at: datetime | None = Field(default=None, sa_column=_created_at())
+    updated_at: datetime | None = Field(default=None, sa_column=_created_at())
+
+
+class GrantLot(SQLModel, table=True):
+    """What is left of one credit (grant, bonus, plan allocation, positive adjustment).
+
+    For a user account, the lots' `remaining` always sum to its balance: charges, negative
+    adjustments and expiries consume lots, soonest-expiring first.
+    """
+
+    __tablename__ = "grant_lots"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="ck_grant_lots_amount"),
+        CheckConstraint("remaining BETWEEN 0 AND amount", name="ck_grant_lots_remaining"),
+        Index("ix_grant_lots_account", "account_id", postgresql_where=text("remaining > 0")),
+        Index(
+            "ix_grant_lots_expiry",
+            "expires_at",
+            postgresql_where=text("remaining > 0 AND expires_at IS NOT NULL"),
+        ),
+    )
+
+    id: UUID = Field(primary_key=True)
+    app_id: UUID = Field(nullable=False)
+    account_id: UUID = Field(sa_column=Column(SaUuid, ForeignKey("accounts.id"), nullable=False))
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    remaining: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    created_at: datetime | None = Field(default=None, sa_column=_created_at())
+
+
+class AppSettings(SQLModel, table=True):
+    """Billing settings of one app; an app without a row uses the column defaults."""
+
+    __tablename__ = "app_settings"
+
+    app_id: UUID = Field(primary_key=True)
+    plan: str = Field(default="free", max_length=16)
+    free_daily_quota: int = Field(default=0)
+    low_balance_threshold: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    monthly_budget_usd: Decimal | None = Field(
+        default=None, sa_column=Column(Numeric(14, 4), nullable=True)
+    )
+    soft_cap_ratio: Decimal = Field(
+        default=Decimal("0.8"), sa_column=Column(Numeric(4, 3), nullable=False)
+    )
+    updated_at: datetime | None = Field(default=None, sa_column=_created_at())
+
+
+class QuotaUsage(SQLModel, table=True):
+    """Free outputs used by one end user on one UTC day."""
+
+    __tablename__ = "quota_usage"
+
+    app_id: UUID = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=128)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    used: int = Field(default=0)
+
+
+class JobCost(SQLModel, table=True):
+    """Provider cost of one job, counted once towards its app's monthly spend."""
+
+    __tablename__ = "job_costs"
+
+    job_id: UUID = Field(primary_key=True)
+    app_id: UUID = Field(nullable=False)
+    period: str = Field(max_length=7)
+    cost_usd: Decimal = Field(sa_column=Column(Numeric(18, 6), nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column=_created_at())
+
+
+class AppSpend(SQLModel, table=True):
+    __tablename__ = "app_spend"
+
+    app_id: UUID = Field(primary_key=True)
+    period: str = Field(primary_key=True, max_length=7)
+    spent_usd: Decimal = Field(default=Decimal(0), sa_column=Column(Numeric(18, 6), nullable=False))
+
+
+class BudgetAlert(SQLModel, table=True):
+    """`budget.exceeded` sent for (app, month, level): at most once."""
+
+    __tablename__ = "budget_alerts"
+
+    app_id: UUID = Field(primary_key=True)
+    period: str = Field(primary_key=True, max_length=7)
+    level: str = Field(primary_key=True, max_length=8)
+    created_at: datetime | None = Field(default=None, sa_column=_created_at())
+
+
+class PlanRow(SQLModel, table=True):
+    __tablename__ = "plans"
+
+    plan: str = Field(primary_key=True, max_length=16)
+    monthly_tokens: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime | None = Field(default=None, sa_column=_created_at())
+
+
+class PlanAllocation(SQLModel, table=True):
+    """One row per (app, user, month) the scheduler handled: the once-per-period guard."""
+
+    __tablename__ = "plan_allocations"
+
+    app_id: UUID = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=128)
+    period: str = Field(primary_key=True, max_length=7)
+    plan: str = Field(max_length=16)
+    transfer_id: UUID | None = Field(default=None)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime | None = Field(default=None, sa_column=_created_at())

@@ -63,10 +63,16 @@ def void(held: int) -> Settlement:
     return Settlement("voided", 0, held)
 
 
-def settle(held: int, status: JobStatus, delivered: int, requested: int) -> Settlement:
-    """How a job's terminal status settles its hold."""
+def settle(
+    held: int, status: JobStatus, delivered: int, requested: int, *, free_of_charge: bool = False
+) -> Settlement:
+    """How a job's terminal status settles its hold.
+
+    `free_of_charge`: a success that costs nothing (a cache hit in an app that does not charge
+    for cache hits) is posted at 0, releasing the whole hold.
+    """
     if status is JobStatus.SUCCEEDED:
-        return post(held, delivered, requested)
+        return post(held, 0 if free_of_charge else delivered, requested)
     if status in (JobStatus.FAILED, JobStatus.CANCELLED):
         return void(held)
     raise ValueError(f"status {status.value!r} does not settle a hold")

@@ -8,6 +8,7 @@ the balances always sum to zero and the issuance balance is minus the tokens out
 """
 
 from enum import StrEnum
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 MAX_AMOUNT = 10**9
@@ -24,23 +25,39 @@ class AccountKind(StrEnum):
 
 class TransferKind(StrEnum):
     GRANT = "grant"
+    BONUS = "bonus"
+    PLAN_ALLOCATION = "plan_allocation"
+    ADJUSTMENT = "adjustment"  # either direction: issuance → user (credit) or user → issuance
+    EXPIRY = "expiry"  # user → issuance: what was left of an expired credit
     GENERATION_HOLD = "generation_hold"
     GENERATION_POST = "generation_post"
     GENERATION_VOID = "generation_void"
 
     @property
     def is_posting(self) -> bool:
-        """Posting transfers move balances; the others only move `reserved`."""
+        """Posting transfers move balances; holds and voids only move `reserved`."""
         return self in POSTING_KINDS
 
 
-POSTING_KINDS = frozenset({TransferKind.GRANT, TransferKind.GENERATION_POST})
+POSTING_KINDS = frozenset(
+    {
+        TransferKind.GRANT,
+        TransferKind.BONUS,
+        TransferKind.PLAN_ALLOCATION,
+        TransferKind.ADJUSTMENT,
+        TransferKind.EXPIRY,
+        TransferKind.GENERATION_POST,
+    }
+)
+GRANT_KINDS = frozenset({TransferKind.GRANT, TransferKind.BONUS})
 
 
+@lru_cache(maxsize=1024)
 def issuance_account_id(app_id: UUID) -> UUID:
     return uuid5(_NAMESPACE, f"account/{app_id}/issuance")
 
 
+@lru_cache(maxsize=65536)  # hot users repeat; uuid5 (SHA-1) is a visible cost per hold
 def user_account_id(app_id: UUID, user_id: str) -> UUID:
     return uuid5(_NAMESPACE, f"account/{app_id}/user/{user_id}")
 
@@ -57,6 +74,26 @@ def hold_id_for(job_id: UUID) -> UUID:
 def grant_transfer_id(app_id: UUID, user_id: str, idempotency_key: str) -> UUID:
     """Idempotency keys are scoped to one (app, user): tenants can never collide."""
     return uuid5(_NAMESPACE, f"grant/{app_id}/{user_id}/{idempotency_key}")
+
+
+def adjustment_transfer_id(app_id: UUID, user_id: str, idempotency_key: str) -> UUID:
+    return uuid5(_NAMESPACE, f"adjustment/{app_id}/{user_id}/{idempotency_key}")
+
+
+def batch_grant_transfer_id(app_id: UUID, idempotency_key: str, index: int) -> UUID:
+    """Row `index` of a batch grant: a replayed batch derives the same ids, row by row."""
+    return uuid5(_NAMESPACE, f"grant-batch/{app_id}/{idempotency_key}/{index}")
+
+
+def plan_transfer_id(app_id: UUID, user_id: str, period: str) -> UUID:
+    """One plan allocation per (app, user, month), whichever replica or run makes it."""
+    return uuid5(_NAMESPACE, f"plan/{app_id}/{user_id}/{period}")
+
+
+def expiry_transfer_id(lot_id: UUID, remaining_before: int) -> UUID:
+    """A lot may expire in steps (its reserved part waits for the hold); `remaining` only
+    falls, so (lot, remaining before) names each step once."""
+    return uuid5(_NAMESPACE, f"expiry/{lot_id}/{remaining_before}")
 
 
 def advisory_lock_key(value: UUID) -> int:

@@ -22,6 +22,7 @@ class AccountFacts:
     reserved: int  # cached column
     ledger_balance: int  # credits - debits over posting transfers
     pending_holds: int  # sum of pending holds on this account
+    lots_remaining: int = 0  # sum of the account's grant lots' `remaining`
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +75,20 @@ def check_account(a: AccountFacts) -> list[str]:
         issues.append(f"balance {a.balance} is below reserved {a.reserved}")
     if a.kind is AccountKind.ISSUANCE and a.reserved != 0:
         issues.append("an issuance account holds a reservation")
+    if a.kind is AccountKind.USER and a.lots_remaining != a.balance:
+        issues.append(f"grant lots hold {a.lots_remaining}, balance is {a.balance}")
     return issues
 
 
 def check_hold(h: HoldFacts) -> list[str]:
     issues: list[str] = []
+    if h.amount == 0:
+        # Paid by the free quota: no tokens were held, so no transfer may exist for it.
+        if h.hold_transfers or h.post_transfers or h.void_transfers:
+            issues.append("a free-quota hold has ledger transfers")
+        if h.status is HoldStatus.POSTED and h.posted_amount != 0:
+            issues.append(f"a free-quota hold was posted at {h.posted_amount}")
+        return issues
     if h.hold_transfers != 1 or h.hold_transfer_amount != h.amount:
         issues.append(
             f"expected one generation_hold transfer of {h.amount}, found {h.hold_transfers}"

@@ -1,0 +1,336 @@
+"""Set-based SQL for reserving a whole batch of jobs in one transaction.
+
+Every statement takes column arrays (`unnest`), so a batch of 500 holds costs the same dozen
+round trips as a batch of one. Lock order (shared with the rest of billing): the jobs'
+advisory locks in key order, then the user accounts in id order.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from genhub_contracts import Envelope
+from opentelemetry import propagate
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from genhub_billing.domain.ledger import AccountKind, advisory_lock_key
+from genhub_billing.domain.pricing import PriceEntry
+
+
+async def run(session: AsyncSession, sql: str, **params: Any) -> Any:
+    """Execute one textual statement (sqlmodel's `exec` is typed for ORM statements only)."""
+    return await session.exec(text(sql), params=params)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    id: UUID
+    balance: int
+    reserved: int
+    plan: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppRow:
+    app_id: UUID
+    plan: str
+    free_daily_quota: int
+    low_balance_threshold: int
+    monthly_budget_usd: Decimal | None
+    soft_cap_ratio: Decimal
+    spent_usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    now: datetime
+    day: date
+    period: str
+
+
+async def clock(session: AsyncSession) -> Clock:
+    """The transaction's time (PostgreSQL's `now()`), its UTC day and month."""
+    row = (
+        await run(
+            session,
+            "SELECT now(), (now() AT TIME ZONE 'UTC')::date,"
+            " to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')",
+        )
+    ).one()
+    return Clock(row[0], row[1], row[2])
+
+
+async def lock_jobs(session: AsyncSession, job_ids: Iterable[UUID]) -> None:
+    """Serialise work on these jobs across consumers/replicas until the transaction ends."""
+    keys = sorted({advisory_lock_key(job) for job in job_ids})
+    await run(
+        session,
+        "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k",
+        keys=keys,
+    )
+
+
+async def decided_jobs(session: AsyncSession, job_ids: Sequence[UUID]) -> set[UUID]:
+    """Jobs that already have a hold or a rejection: their first outcome stands."""
+    rows = await run(
+        session,
+        "SELECT job_id FROM holds WHERE job_id = ANY(CAST(:ids AS uuid[]))"
+        " UNION ALL SELECT job_id FROM rejections WHERE job_id = ANY(CAST(:ids AS uuid[]))",
+        ids=list(job_ids),
+    )
+    return {row[0] for row in rows.all()}
+
+
+async def ensure_accounts(
+    session: AsyncSession, accounts: Iterable[tuple[UUID, UUID, str | None]]
+) -> None:
+    """Create missing accounts [(id, app_id, user_id or None for issuance)], in id order."""
+    rows = sorted(set(accounts), key=lambda r: r[0])
+    await run(
+        session,
+        "INSERT INTO accounts (id, app_id, user_id, kind)"
+        " SELECT id, app, usr, CASE WHEN usr IS NULL THEN :issuance ELSE :user END"
+        " FROM unnest(CAST(:ids AS uuid[]), CAST(:apps AS uuid[]), CAST(:users AS text[]))"
+        " AS r(id, app, usr) ON CONFLICT DO NOTHING",
+        ids=[r[0] for r in rows],
+        apps=[r[1] for r in rows],
+        users=[r[2] for r in rows],
+        issuance=AccountKind.ISSUANCE.value,
+        user=AccountKind.USER.value,
+    )
+
+
+async def lock_accounts(session: AsyncSession, ids: Iterable[UUID]) -> dict[UUID, LockedAccount]:
+    rows = await run(
+        session,
+        "SELECT id, balance, reserved, plan FROM accounts WHERE id = ANY(CAST(:ids AS uuid[]))"
+        " ORDER BY id FOR UPDATE",
+        ids=sorted(set(ids)),
+    )
+    return {r[0]: LockedAccount(r[0], r[1], r[2], r[3]) for r in rows.all()}
+
+
+async def app_rows(session: AsyncSession, app_ids: Sequence[UUID], period: str) -> list[AppRow]:
+    rows = await run(
+        session,
+        "SELECT s.app_id, s.plan, s.free_daily_quota, s.low_balance_threshold,"
+        " s.monthly_budget_usd, s.soft_cap_ratio, COALESCE(sp.spent_usd, 0)"
+        " FROM app_settings s LEFT JOIN app_spend sp"
+        " ON sp.app_id = s.app_id AND sp.period = :period"
+        " WHERE s.app_id = ANY(CAST(:apps AS uuid[]))",
+        apps=list(app_ids),
+        period=period,
+    )
+    return [AppRow(*r) for r in rows.all()]
+
+
+async def price_entries(session: AsyncSession, app_ids: Sequence[UUID]) -> list[PriceEntry]:
+    rows = await run(
+        session,
+        "SELECT model, tokens_per_output, app_id, hd_multiplier FROM prices"
+        " WHERE app_id IS NULL OR app_id = ANY(CAST(:apps AS uuid[]))",
+        apps=list(app_ids),
+    )
+    return [PriceEntry(r[0], r[1], r[2], r[3]) for r in rows.all()]
+
+
+async def quota_used(
+    session: AsyncSession, day: date, pairs: Sequence[tuple[UUID, str]]
+) -> dict[tuple[UUID, str], int]:
+    if not pairs:
+        return {}
+    rows = await run(
+        session,
+        "SELECT q.app_id, q.user_id, q.used FROM quota_usage q"
+        " JOIN unnest(CAST(:apps AS uuid[]), CAST(:users AS text[])) AS p(app, usr)"
+        " ON q.app_id = p.app AND q.user_id = p.usr WHERE q.day = :day",
+        apps=[p[0] for p in pairs],
+        users=[p[1] for p in pairs],
+        day=day,
+    )
+    return {(r[0], r[1]): r[2] for r in rows.all()}
+
+
+async def move_reserved(
+    session: AsyncSession, deltas: dict[UUID, int], plans: dict[UUID, str]
+) -> None:
+    """Add each account's reservations and record its user's tier, in one statement.
+
+    The `balance - reserved >= delta` condition is the never-negative gate: if it refuses any
+    row (it cannot while the rows are locked, unless the decision was wrong), the batch fails
+    and rolls back instead of overdrawing.
+    """
+    ids = sorted(set(deltas) | set(plans))
+    if not ids:
+        return
+    result = await run(
+        session,
+        "UPDATE accounts a SET reserved = a.reserved + d.delta,"
+        " plan = COALESCE(d.plan, a.plan), updated_at = now()"
+        " FROM unnest(CAST(:ids AS uuid[]), CAST(:deltas AS bigint[]), CAST(:plans AS text[]))"
+        " AS d(id, delta, plan)"
+        " WHERE a.id = d.id AND a.balance - a.reserved >= d.delta RETURNING a.id",
+        ids=ids,
+        deltas=[deltas.get(i, 0) for i in ids],
+        plans=[plans.get(i) for i in ids],
+    )
+    if len(result.all()) != len(ids):
+        raise RuntimeError("reservation refused by the never-negative guard; batch rolled back")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRow:
+    id: UUID
+    transfer_id: UUID
+    job_id: UUID
+    app_id: UUID
+    user_id: str
+    account_id: UUID
+    issuance_id: UUID
+    model: str
+    num_outputs: int
+    amount: int
+    free_outputs: int
+    charge_cache_hits: bool
+    balance_after: int
+    reserved_after: int
+
+
+async def insert_holds(session: AsyncSession, holds: Sequence[HoldRow], ttl_s: int) -> None:
+    if not holds:
+        return
+    await run(
+        session,
+        "INSERT INTO holds (id, job_id, app_id, user_id, account_id, model, num_outputs, amount,"
+        " free_outputs, charge_cache_hits, status, expires_at)"
+        " SELECT h.*, 'pending', now() + make_interval(secs => :ttl) FROM unnest("
+        " CAST(:ids AS uuid[]), CAST(:jobs AS uuid[]), CAST(:apps AS uuid[]),"
+        " CAST(:users AS text[]), CAST(:accounts AS uuid[]), CAST(:models AS text[]),"
+        " CAST(:outputs AS int[]), CAST(:amounts AS bigint[]), CAST(:free AS int[]),"
+        " CAST(:cache AS boolean[])) AS h",
+        ids=[h.id for h in holds],
+        jobs=[h.job_id for h in holds],
+        apps=[h.app_id for h in holds],
+        users=[h.user_id for h in holds],
+        accounts=[h.account_id for h in holds],
+        models=[h.model for h in holds],
+        outputs=[h.num_outputs for h in holds],
+        amounts=[h.amount for h in holds],
+        free=[h.free_outputs for h in holds],
+        cache=[h.charge_cache_hits for h in holds],
+        ttl=float(ttl_s),
+    )
+    paid = [h for h in holds if h.amount > 0]
+    if not paid:
+        return
+    await run(
+        session,
+        "INSERT INTO transfers (id, app_id, kind, debit_account_id, credit_account_id, amount,"
+        " job_id, balance_after, reserved_after)"
+        " SELECT t.id, t.app, 'generation_hold', t.debit, t.credit, t.amount, t.job,"
+        " t.balance_after, t.reserved_after FROM unnest("
+        " CAST(:ids AS uuid[]), CAST(:apps AS uuid[]), CAST(:debits AS uuid[]),"
+        " CAST(:credits AS uuid[]), CAST(:amounts AS bigint[]), CAST(:jobs AS uuid[]),"
+        " CAST(:balances AS bigint[]), CAST(:reserveds AS bigint[]))"
+        " AS t(id, app, debit, credit, amount, job, balance_after, reserved_after)",
+        ids=[h.transfer_id for h in paid],
+        apps=[h.app_id for h in paid],
+        debits=[h.account_id for h in paid],
+        credits=[h.issuance_id for h in paid],
+        amounts=[h.amount for h in paid],
+        jobs=[h.job_id for h in paid],
+        balances=[h.balance_after for h in paid],
+        reserveds=[h.reserved_after for h in paid],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRow:
+    job_id: UUID
+    app_id: UUID
+    user_id: str
+    reason: str
+    available: int | None
+    required: int | None
+
+
+async def insert_rejections(session: AsyncSession, rows: Sequence[RejectionRow]) -> None:
+    if not rows:
+        return
+    await run(
+        session,
+        "INSERT INTO rejections (job_id, app_id, user_id, reason, available, required)"
+        " SELECT * FROM unnest(CAST(:jobs AS uuid[]), CAST(:apps AS uuid[]),"
+        " CAST(:users AS text[]), CAST(:reasons AS text[]), CAST(:available AS bigint[]),"
+        " CAST(:required AS bigint[])) ON CONFLICT DO NOTHING",
+        jobs=[r.job_id for r in rows],
+        apps=[r.app_id for r in rows],
+        users=[r.user_id for r in rows],
+        reasons=[r.reason for r in rows],
+        available=[r.available for r in rows],
+        required=[r.required for r in rows],
+    )
+
+
+async def add_quota_usage(
+    session: AsyncSession, day: date, used: dict[tuple[UUID, str], int]
+) -> None:
+    if not used:
+        return
+    keys = sorted(used, key=lambda k: (str(k[0]), k[1]))
+    await run(
+        session,
+        "INSERT INTO quota_usage (app_id, user_id, day, used)"
+        " SELECT app, usr, :day, n FROM unnest(CAST(:apps AS uuid[]), CAST(:users AS text[]),"
+        " CAST(:counts AS int[])) AS q(app, usr, n)"
+        " ON CONFLICT (app_id, user_id, day) DO UPDATE SET used = quota_usage.used + excluded.used",
+        apps=[k[0] for k in keys],
+        users=[k[1] for k in keys],
+        counts=[used[k] for k in keys],
+        day=day,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    topic: str
+    key: bytes
+    payload: bytes
+    headers_json: str
+
+
+async def insert_outbox(session: AsyncSession, rows: Sequence[OutboxRow]) -> None:
+    """Queue many events in the transactional outbox with one statement."""
+    if not rows:
+        return
+    await run(
+        session,
+        "INSERT INTO outbox (topic, key, payload, headers)"
+        " SELECT t, k, p, CAST(h AS jsonb) FROM unnest(CAST(:topics AS text[]),"
+        " CAST(:keys AS bytea[]), CAST(:payloads AS bytea[]), CAST(:headers AS text[]))"
+        " AS o(t, k, p, h)",
+        topics=[r.topic for r in rows],
+        keys=[r.key for r in rows],
+        payloads=[r.payload for r in rows],
+        headers=[r.headers_json for r in rows],
+    )
+
+
+def outbox_rows(events: Iterable[Envelope[Any]]) -> list[OutboxRow]:
+    """Outbox rows for events, with the current trace context (as OutboxMessage.from_event)."""
+    trace_headers: dict[str, str] = {}
+    propagate.inject(trace_headers)
+    headers_by_type: dict[str, str] = {}
+    rows = []
+    for event in events:
+        headers = headers_by_type.get(event.type)
+        if headers is None:
+            headers = json.dumps({**trace_headers, "event-type": event.type})
+            headers_by_type[event.type] = headers
+        rows.append(OutboxRow(event.TOPIC, event.key, event.model_dump_json().encode(), headers))
+    return rows
