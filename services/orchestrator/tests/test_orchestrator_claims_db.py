@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 from genhub_contracts import JobSpec
 from genhub_orchestrator.adapters.repositories import RunRepository
 from genhub_orchestrator.adapters.tables import Run
+from genhub_orchestrator.domain.scheduling import DEFAULT_PLAN_LIMITS
 from genhub_platform.uow import UnitOfWork
 from sqlalchemy import text
 
@@ -17,7 +18,7 @@ LEASE = timedelta(seconds=60)
 async def claim_runs(uow: UnitOfWork, *, limit: int, owner: UUID, lease: timedelta) -> list[Run]:
     """What the worker's claim does in SQL: candidates under the claim lock, then start them."""
     repo = RunRepository(uow.session)
-    candidates = await repo.claim_candidates(slots=limit)
+    candidates = await repo.claim_candidates(slots=limit, limits=DEFAULT_PLAN_LIMITS)
     return await repo.start([c.job_id for c in candidates], owner=owner, lease=lease)
 
 

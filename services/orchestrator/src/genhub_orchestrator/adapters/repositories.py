@@ -2,6 +2,7 @@
 by the domain's allowed source statuses, so concurrent workers and handlers cannot end a run
 twice."""
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -315,7 +316,7 @@ class RunRepository:
 
     # --- the queue -------------------------------------------------------------------------
 
-    async def claim_candidates(self, *, slots: int) -> list[Candidate]:
+    async def claim_candidates(self, *, slots: int, limits: dict[str, int]) -> list[Candidate]:
         """Runs that may start now, best priority then oldest first, after taking the claim
         lock (held until commit). Lease-expired running runs (a dead worker's) come first.
 
@@ -343,12 +344,12 @@ class RunRepository:
                      SELECT q.job_id, q.app_id, q.plan, false, q.priority, q.created_at
                      FROM ranked q
                      LEFT JOIN running r ON r.app_id = q.app_id
-                     LEFT JOIN plan_limits l ON l.plan = q.plan
-                     WHERE q.rn + coalesce(r.n, 0) <= coalesce(l.max_running, 1)
+                     WHERE q.rn + coalesce(r.n, 0)
+                           <= coalesce((CAST(:limits AS jsonb) ->> q.plan)::int, 1)
                      ORDER BY q.priority, q.created_at, q.job_id LIMIT :slots)
                     """
                 ),
-                params={"slots": slots},
+                params={"slots": slots, "limits": json.dumps(limits)},
             )
         ).all()
         return [Candidate(r[0], r[1], r[2], bool(r[3])) for r in rows]

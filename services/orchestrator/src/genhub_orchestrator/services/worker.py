@@ -297,15 +297,13 @@ class RunWorker:
         async with self._uow() as uow:
             repo = RunRepository(uow.session)
             catalog_repo = CatalogRepository(uow.session)
-            candidates = await repo.claim_candidates(slots=limit)
+            limits = await catalog_repo.plan_limits()
+            candidates = await repo.claim_candidates(slots=limit, limits=limits)
             if not candidates:
                 return []
             apps = list({c.app_id for c in candidates})
             chosen = pick(
-                candidates,
-                running=await repo.running_counts(apps),
-                limits=await catalog_repo.plan_limits(),
-                slots=limit,
+                candidates, running=await repo.running_counts(apps), limits=limits, slots=limit
             )
             rows = await repo.start(
                 [c.job_id for c in chosen], owner=self.owner, lease=self._opts.lease
