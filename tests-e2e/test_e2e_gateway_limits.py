@@ -1,0 +1,64 @@
+"""Rate limits are shared by gateway replicas: with two gateway processes, an app limited to
+100 requests per minute gets at most 100 through in total; failed authentication is limited
+per source address."""
+
+import asyncio
+import secrets
+
+import httpx
+from e2e_gateway_replica import second_gateway
+from e2e_support import Endpoints
+from genhub_client import AsyncGenhubAdmin
+
+
+async def test_a_limit_of_100_per_minute_holds_across_two_gateways(
+    admin: AsyncGenhubAdmin, endpoints: Endpoints
+) -> None:
+    slug = f"e2e-limit-{secrets.token_hex(4)}"
+    created = await admin.create_app(slug, slug, plan="pro")
+    await admin.update_app(created.app.id, rate_limit_per_minute=100)
+    headers = {"X-API-Key": created.api_key}
+
+    async with (
+        second_gateway() as other_url,
+        httpx.AsyncClient(base_url=endpoints.gateway, headers=headers, timeout=30) as one,
+        httpx.AsyncClient(base_url=other_url, headers=headers, timeout=30) as two,
+    ):
+        # 160 requests, alternating between the replicas, 20 at a time on each.
+        gate = asyncio.Semaphore(40)
+
+        async def call(client: httpx.AsyncClient) -> httpx.Response:
+            async with gate:
+                return await client.get("/v1/models")
+
+        answers = await asyncio.gather(*(call((one, two)[i % 2]) for i in range(160)))
+
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == 100, statuses
+    assert statuses.count(429) == 60, statuses
+    # Both replicas admitted some and refused some: the counter really is shared.
+    by_replica = [statuses[i::2] for i in range(2)]
+    assert all(200 in s for s in by_replica), by_replica
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["ratelimit-policy"] == '"app";q=100;w=60'
+    assert refused.headers["ratelimit"].startswith('"app";r=0;t=')
+
+
+async def test_failed_authentication_gets_429_from_the_same_address(
+    endpoints: Endpoints,
+) -> None:
+    # Another loopback address is another source (the counter is per address).
+    async with httpx.AsyncClient(
+        base_url=endpoints.gateway,
+        timeout=10,
+        transport=httpx.AsyncHTTPTransport(
+            local_address=f"127.0.{secrets.randbelow(200) + 20}.{secrets.randbelow(200) + 20}"
+        ),
+    ) as http:
+        bad = {"X-API-Key": "gh_live_" + secrets.token_urlsafe(32)}
+        codes = [(await http.get("/v1/models", headers=bad)).status_code for _ in range(40)]
+    assert 401 in codes and codes[-1] == 429
+    first_429 = codes.index(429)
+    assert all(c == 401 for c in codes[:first_429]) and all(c == 429 for c in codes[first_429:])
