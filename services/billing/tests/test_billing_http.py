@@ -193,3 +193,99 @@ async def test_reconcile_endpoint(client: httpx.AsyncClient, sql: Any, app_id: U
     body = (await client.get("/internal/reconcile")).json()
     assert body["ok"] is False
     assert body["problems"][0]["message"].startswith("balance 2 != ledger sum 3")
+
+
+# --- settings, pricing, plans, batch grants, adjustments ----------------------------------------
+
+
+async def test_settings_round_trip_and_balance_shows_the_free_quota(
+    client: httpx.AsyncClient, app_id: UUID
+) -> None:
+    r = await client.get(f"/internal/apps/{app_id}/settings")
+    assert r.status_code == 200
+    assert (r.json()["plan"], r.json()["free_daily_quota"], r.json()["monthly_budget_usd"]) == (
+        "free", 0, None
+    )  # fmt: skip
+    body = {"plan": "pro", "free_daily_quota": 3, "monthly_budget_usd": 12.5, "soft_cap_ratio": 0.9}
+    r = await client.put(f"/internal/apps/{app_id}/settings", json=body)
+    assert r.status_code == 200
+    got = r.json()
+    assert {k: got[k] for k in body} == body
+    assert got["spent_usd"] == 0 and got["budget_levels_reached"] == []
+    r = await client.put(f"/internal/apps/{app_id}/settings", json={"low_balance_threshold": 5})
+    assert (r.json()["low_balance_threshold"], r.json()["free_daily_quota"]) == (5, 3)
+    balance = (await client.get(f"{user_url(app_id)}/balance")).json()
+    assert (balance["free_quota_left"], balance["free_quota_per_day"]) == (3, 3)
+    for bad in ({"plan": "gold"}, {"free_daily_quota": -1}, {"soft_cap_ratio": 0},
+                {"monthly_budget_usd": -1}, {"nope": 1}):  # fmt: skip
+        r = await client.put(f"/internal/apps/{app_id}/settings", json=bad)
+        assert r.status_code == 422, bad
+
+
+async def test_pricing_rules_and_app_overrides(client: httpx.AsyncClient, app_id: UUID) -> None:
+    r = await client.put("/internal/pricing/fancy", json={"base_tokens": 20, "hd_multiplier": 2})
+    assert r.status_code == 200
+    rules = (await client.get("/internal/pricing")).json()["rules"]
+    assert {(x["model"], x["base_tokens"], x["hd_multiplier"]) for x in rules} == {
+        ("mock", 10, 1.5), ("fancy", 20, 2.0)
+    }  # fmt: skip
+    r = await client.put(f"/internal/apps/{app_id}/pricing/fancy", json={"base_tokens": 7})
+    assert r.status_code == 200
+    prices = (await client.get("/internal/prices", params={"app_id": str(app_id)})).json()
+    fancy = next(p for p in prices["prices"] if p["model"] == "fancy")
+    assert (fancy["tokens_per_output"], fancy["hd_tokens_per_output"], fancy["overridden"]) == (
+        7, 11, True
+    )  # fmt: skip
+    assert (await client.delete(f"/internal/apps/{app_id}/pricing/fancy")).status_code == 204
+    r = await client.delete(f"/internal/apps/{app_id}/pricing/fancy")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
+    r = await client.put("/internal/pricing/mock", json={"base_tokens": 0})
+    assert r.status_code == 422
+
+
+async def test_plans_are_listed_and_editable(client: httpx.AsyncClient) -> None:
+    plans = (await client.get("/internal/plans")).json()["plans"]
+    assert {p["plan"]: p["monthly_tokens"] for p in plans} == {
+        "free": 0, "basic": 500, "pro": 2000, "enterprise": 10000
+    }  # fmt: skip
+    r = await client.put("/internal/plans/pro", json={"monthly_tokens": 2500})
+    assert r.json() == {"plan": "pro", "monthly_tokens": 2500}
+    assert (await client.put("/internal/plans/gold", json={"monthly_tokens": 1})).status_code == 422
+
+
+async def test_batch_grant_all_or_nothing(client: httpx.AsyncClient, app_id: UUID) -> None:
+    url = f"/internal/apps/{app_id}/grants/batch"
+    good = {"user_id": "a", "amount": 10, "reason": "promo"}
+    expired = {**good, "user_id": "b", "expires_at": "2000-01-01T00:00:00Z"}
+    for bad in ({**good, "user_id": "b", "amount": 0}, expired):
+        r = await client.post(url, json={"grants": [good, bad]})
+        assert r.status_code == 422
+    assert (await client.get(f"{user_url(app_id, 'a')}/balance")).json()["balance"] == 0
+    body = {"grants": [good, {**good, "user_id": "b", "kind": "bonus"}], "idempotency_key": "b1"}
+    first = await client.post(url, json=body)
+    assert first.status_code == 201
+    results = first.json()["results"]
+    assert [(x["user_id"], x["balance"], x["available"]) for x in results] == [
+        ("a", 10, 10), ("b", 10, 10)
+    ]  # fmt: skip
+    again = await client.post(url, json=body)
+    assert again.json() == first.json()
+
+
+async def test_adjustments_and_expiring_grants(client: httpx.AsyncClient, app_id: UUID) -> None:
+    r = await client.post(
+        f"{user_url(app_id)}/grants",
+        json={"amount": 30, "reason": "trial", "expires_at": "2099-01-01T00:00:00Z",
+              "kind": "bonus"},
+    )  # fmt: skip
+    assert r.status_code == 201
+    adj = f"{user_url(app_id)}/adjustments"
+    r = await client.post(adj, json={"amount": -31, "reason": "fix", "idempotency_key": "x"})
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "insufficient_tokens")
+    r = await client.post(adj, json={"amount": -10, "reason": "fix", "idempotency_key": "y"})
+    assert (r.status_code, r.json()["balance"]) == (201, 20)
+    assert (await client.post(adj, json={"amount": 0, "reason": "fix"})).status_code == 422
+    entries = (await client.get(f"{user_url(app_id)}/ledger")).json()["entries"]
+    assert [(e["kind"], e["balance_change"]) for e in entries] == [
+        ("adjustment", -10), ("bonus", 30)
+    ]  # fmt: skip

@@ -445,27 +445,50 @@ class GrantLine:
 async def grant_batch(
     uow: UnitOfWork, *, app_id: UUID, lines: Sequence[GrantLine], idempotency_key: str | None
 ) -> list[GrantResult]:
-    """All or nothing, in one transaction: every user account is locked (in id order) first,
-    then each line is credited in request order. A replayed key answers with the originals."""
-    repo = LedgerRepo(uow.session)
-    for user_id in sorted({line.user_id for line in lines}):
-        await repo.ensure_accounts(app_id, user_id)
-    users = {line.user_id for line in lines}
-    for user_id in sorted(users, key=lambda u: str(user_account_id(app_id, u))):
-        await repo.funds(app_id, user_id, for_update=True)
-    results = []
-    for index, line in enumerate(lines):
-        transfer_id = (
-            uuid4()
-            if idempotency_key is None
-            else batch_grant_transfer_id(app_id, idempotency_key, index)
-        )
-        result = await _credit_once(
-            repo, transfer_id, app_id, line.user_id, line.amount, line.reason,
-            idempotency_key, line.kind, line.expires_at,
+    """All or nothing, in one transaction and a handful of set-based statements: the users'
+    accounts are locked in id order, lines are credited in request order (each with its own
+    lot), and a replayed key answers with the original results."""
+    session = uow.session
+    issuance = issuance_account_id(app_id)
+    accounts = [user_account_id(app_id, line.user_id) for line in lines]
+    await batch_sql.ensure_accounts(
+        session,
+        [(issuance, app_id, None)]
+        + [(a, app_id, line.user_id) for a, line in zip(accounts, lines, strict=True)],
+    )
+    locked = await batch_sql.lock_accounts(session, accounts)
+    ids = [
+        uuid4() if idempotency_key is None else batch_grant_transfer_id(app_id, idempotency_key, i)
+        for i in range(len(lines))
+    ]
+    existing = await batch_sql.existing_transfers(session, app_id, ids)
+    if existing:
+        return [_replayed_line(existing.get(i), line) for i, line in zip(ids, lines, strict=True)]
+    funds = {a: Funds(row.balance, row.reserved) for a, row in locked.items()}
+    credits: list[batch_sql.CreditRow] = []
+    results: list[GrantResult] = []
+    for transfer_id, account, line in zip(ids, accounts, lines, strict=True):
+        after = Funds(funds[account].balance + line.amount, funds[account].reserved)
+        funds[account] = after
+        credits.append(
+            batch_sql.CreditRow(
+                transfer_id, account, line.kind.value, line.amount, line.reason, line.expires_at,
+                after.balance, after.reserved,
+            )
         )  # fmt: skip
-        results.append(result)
+        results.append(GrantResult(transfer_id, after, False))
+    await batch_sql.insert_credits(session, app_id, issuance, credits)
     return results
+
+
+def _replayed_line(original: batch_sql.ExistingTransfer | None, line: GrantLine) -> GrantResult:
+    if original is None or original.amount != line.amount or original.kind != line.kind.value:
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            "This idempotency key was already used for a different batch.",
+        )
+    return GrantResult(original.id, Funds(original.balance_after, original.reserved_after), True)
 
 
 async def adjust_tokens(
@@ -525,6 +548,13 @@ async def _maybe_low_balance(
 ) -> None:
     settings = await repo.app_settings(app_id)
     threshold = settings.low_balance_threshold if settings else 0
+    publish_low_balance_if_crossed(uow, app_id, user_id, before, after, threshold)
+
+
+def publish_low_balance_if_crossed(
+    uow: UnitOfWork, app_id: UUID, user_id: str, before: int, after: int, threshold: int
+) -> None:
+    """`tokens.low_balance` when available tokens drop from >= threshold to below it."""
     if reservation.crossed_below(before, after, threshold):
         uow.publish(_low_balance(app_id, user_id, after, threshold))
 

@@ -334,3 +334,96 @@ def outbox_rows(events: Iterable[Envelope[Any]]) -> list[OutboxRow]:
             headers_by_type[event.type] = headers
         rows.append(OutboxRow(event.TOPIC, event.key, event.model_dump_json().encode(), headers))
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingTransfer:
+    id: UUID
+    kind: str
+    amount: int
+    credit_account_id: UUID
+    balance_after: int
+    reserved_after: int
+
+
+async def existing_transfers(
+    session: AsyncSession, app_id: UUID, ids: Sequence[UUID]
+) -> dict[UUID, ExistingTransfer]:
+    rows = await run(
+        session,
+        "SELECT id, kind, amount, credit_account_id, balance_after, reserved_after"
+        " FROM transfers WHERE app_id = :app AND id = ANY(CAST(:ids AS uuid[]))",
+        app=app_id,
+        ids=list(ids),
+    )
+    return {r[0]: ExistingTransfer(*r) for r in rows.all()}
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRow:
+    transfer_id: UUID
+    account_id: UUID
+    kind: str
+    amount: int
+    reason: str
+    expires_at: datetime | None
+    balance_after: int
+    reserved_after: int
+
+
+async def insert_credits(
+    session: AsyncSession, app_id: UUID, issuance_id: UUID, rows: Sequence[CreditRow]
+) -> None:
+    """Many issuance → user credits at once: balances, transfers and lots (accounts locked)."""
+    if not rows:
+        return
+    deltas: dict[UUID, int] = {}
+    for r in rows:
+        deltas[r.account_id] = deltas.get(r.account_id, 0) + r.amount
+    deltas[issuance_id] = -sum(r.amount for r in rows)
+    ids = sorted(deltas)
+    await run(
+        session,
+        "UPDATE accounts a SET balance = a.balance + d.delta, updated_at = now()"
+        " FROM unnest(CAST(:ids AS uuid[]), CAST(:deltas AS bigint[])) AS d(id, delta)"
+        " WHERE a.id = d.id",
+        ids=ids,
+        deltas=[deltas[i] for i in ids],
+    )
+    columns = {
+        "ids": [r.transfer_id for r in rows],
+        "accounts": [r.account_id for r in rows],
+        "kinds": [r.kind for r in rows],
+        "amounts": [r.amount for r in rows],
+        "reasons": [r.reason for r in rows],
+        "expiries": [r.expires_at for r in rows],
+        "balances": [r.balance_after for r in rows],
+        "reserveds": [r.reserved_after for r in rows],
+    }
+    await run(
+        session,
+        "INSERT INTO transfers (id, app_id, kind, debit_account_id, credit_account_id, amount,"
+        " reason, expires_at, balance_after, reserved_after)"
+        " SELECT t.id, :app, t.kind, :issuance, t.account, t.amount, t.reason, t.expires_at,"
+        " t.balance_after, t.reserved_after FROM unnest(CAST(:ids AS uuid[]),"
+        " CAST(:accounts AS uuid[]), CAST(:kinds AS text[]), CAST(:amounts AS bigint[]),"
+        " CAST(:reasons AS text[]), CAST(:expiries AS timestamptz[]), CAST(:balances AS bigint[]),"
+        " CAST(:reserveds AS bigint[]))"
+        " AS t(id, account, kind, amount, reason, expires_at, balance_after, reserved_after)",
+        app=app_id,
+        issuance=issuance_id,
+        **columns,
+    )
+    await run(
+        session,
+        "INSERT INTO grant_lots (id, app_id, account_id, amount, remaining, expires_at)"
+        " SELECT l.id, :app, l.account, l.amount, l.amount, l.expires_at"
+        " FROM unnest(CAST(:ids AS uuid[]), CAST(:accounts AS uuid[]),"
+        " CAST(:amounts AS bigint[]), CAST(:expiries AS timestamptz[]))"
+        " AS l(id, account, amount, expires_at)",
+        app=app_id,
+        ids=columns["ids"],
+        accounts=columns["accounts"],
+        amounts=columns["amounts"],
+        expiries=columns["expiries"],
+    )

@@ -200,20 +200,9 @@ class LedgerRepo:
         """Take `amount` of a user's *available* tokens back to issuance (negative adjustment,
         expiry); None when they do not have that much. Consumes lots, soonest-expiring first."""
         user = user_account_id(app_id, user_id)
-        row = (
-            await self.session.exec(
-                update(Account)
-                .where(
-                    col(Account.id) == user,
-                    col(Account.balance) - col(Account.reserved) >= amount,
-                )
-                .values(balance=col(Account.balance) - amount, updated_at=func.now())
-                .returning(col(Account.balance), col(Account.reserved))
-            )
-        ).first()
-        if row is None:
+        after = await self._take_available(user, amount)
+        if after is None:
             return None
-        after = Funds(row[0], row[1])
         await self._move(issuance_account_id(app_id), balance=amount)
         await self.consume_lots(user, amount)
         transfer = await self._record(
@@ -228,6 +217,21 @@ class LedgerRepo:
             idempotency_key=idempotency_key,
         )
         return transfer, after
+
+    async def _take_available(self, user: UUID, amount: int) -> Funds | None:
+        """Lower a user's balance by `amount` only if that many tokens are available."""
+        row = (
+            await self.session.exec(
+                update(Account)
+                .where(
+                    col(Account.id) == user,
+                    col(Account.balance) - col(Account.reserved) >= amount,
+                )
+                .values(balance=col(Account.balance) - amount, updated_at=func.now())
+                .returning(col(Account.balance), col(Account.reserved))
+            )
+        ).first()
+        return Funds(row[0], row[1]) if row else None
 
     # --- lots ------------------------------------------------------------------------------
 
@@ -282,6 +286,89 @@ class LedgerRepo:
         ).first()
         return Funds(row[0], row[1]) if row else None
 
+    async def expire_lot(
+        self, *, transfer_id: UUID, lot_id: UUID, app_id: UUID, user_id: str, amount: int
+    ) -> Funds:
+        """Move `amount` of an expired lot back to issuance (caller holds the account lock and
+        computed an amount the account can spare: the conditions refuse anything else)."""
+        user = user_account_id(app_id, user_id)
+        after = await self._take_available(user, amount)
+        if after is None:
+            raise RuntimeError(f"expiry of {amount} would overdraw account {user}")
+        await self._move(issuance_account_id(app_id), balance=amount)
+        taken = await run(
+            self.session,
+            "UPDATE grant_lots SET remaining = remaining - :n"
+            " WHERE id = :id AND remaining >= :n RETURNING id",
+            n=amount,
+            id=lot_id,
+        )
+        if taken.first() is None:
+            raise RuntimeError(f"lot {lot_id} holds less than {amount}")
+        await self._record(
+            transfer_id=transfer_id,
+            app_id=app_id,
+            kind=TransferKind.EXPIRY,
+            debit=user,
+            credit=issuance_account_id(app_id),
+            amount=amount,
+            after=after,
+            reason=f"grant {lot_id} expired",
+        )
+        return after
+
+    # --- plans -----------------------------------------------------------------------------
+
+    async def users_without_allocation(
+        self, period: str, limit: int
+    ) -> list[tuple[UUID, str, str, int]]:
+        """Users not yet allocated for `period`, locked (SKIP LOCKED: replicas split the work):
+        [(app, user, effective plan, monthly tokens)]."""
+        rows = await run(
+            self.session,
+            "SELECT a.app_id, a.user_id, COALESCE(a.plan, s.plan, 'free'),"
+            " COALESCE(p.monthly_tokens, 0)"
+            " FROM accounts a LEFT JOIN app_settings s ON s.app_id = a.app_id"
+            " LEFT JOIN plans p ON p.plan = COALESCE(a.plan, s.plan, 'free')"
+            " WHERE a.kind = 'user' AND NOT EXISTS (SELECT 1 FROM plan_allocations pa"
+            " WHERE pa.app_id = a.app_id AND pa.user_id = a.user_id AND pa.period = :period)"
+            " ORDER BY a.id LIMIT :limit FOR UPDATE OF a SKIP LOCKED",
+            period=period,
+            limit=limit,
+        )
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows.all()]
+
+    async def record_allocation(
+        self,
+        app_id: UUID,
+        user_id: str,
+        period: str,
+        plan: str,
+        amount: int,
+        transfer_id: UUID | None,
+    ) -> bool:
+        """The once-per-period guard: False when this (app, user, month) was already done."""
+        row = await run(
+            self.session,
+            "INSERT INTO plan_allocations (app_id, user_id, period, plan, transfer_id, amount)"
+            " VALUES (:app, :user, :period, :plan, :transfer, :amount)"
+            " ON CONFLICT DO NOTHING RETURNING period",
+            app=app_id,
+            user=user_id,
+            period=period,
+            plan=plan,
+            transfer=transfer_id,
+            amount=amount,
+        )
+        return row.first() is not None
+
+    async def now(self) -> datetime:
+        return (await run(self.session, "SELECT now()")).one()[0]  # type: ignore[no-any-return]
+
+    async def period(self) -> str:
+        row = await run(self.session, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')")
+        return str(row.one()[0])
+
     # --- settings, quota, budgets ------------------------------------------------------------
 
     async def app_settings(self, app_id: UUID) -> AppSettings | None:
@@ -319,9 +406,7 @@ class LedgerRepo:
     ) -> tuple[Decimal | None, str]:
         """Count a job's provider cost once; returns (the app's spend this month, or None when
         the job was already counted, and the month)."""
-        period = (
-            await run(self.session, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')")
-        ).one()[0]
+        period = await self.period()
         inserted = (
             await run(
                 self.session,
