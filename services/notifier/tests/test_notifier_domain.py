@@ -101,9 +101,18 @@ def readiness(
 
 
 def test_job_message_waits_for_its_job_requested_then_gives_up() -> None:
+    # Soon at first (its event is on the way), then backing off to the 5 s recheck.
+    assert readiness(WebhookEventType.FAILED, known=False, settled=True, after_s=0) == (
+        MessageStatus.WAITING,
+        NOW + timedelta(milliseconds=100),
+    )
     assert readiness(WebhookEventType.FAILED, known=False, settled=True, after_s=3) == (
         MessageStatus.WAITING,
-        NOW + timedelta(seconds=8),
+        NOW + timedelta(seconds=6),
+    )
+    assert readiness(WebhookEventType.FAILED, known=False, settled=True, after_s=60) == (
+        MessageStatus.WAITING,
+        NOW + timedelta(seconds=65),
     )
     assert readiness(WebhookEventType.FAILED, known=False, settled=True, after_s=900)[0] is (
         MessageStatus.NO_ENDPOINT

@@ -195,14 +195,6 @@ async def get_message(session: AsyncSession, app_id: UUID, message_id: str) -> M
     return result.first()
 
 
-async def lock_message(session: AsyncSession, message_id: str) -> Message | None:
-    """The message row, locked; None when another transaction holds it (it resolves it)."""
-    result = await session.exec(
-        select(Message).where(Message.id == message_id).with_for_update(skip_locked=True)
-    )
-    return result.first()
-
-
 async def wake_messages(session: AsyncSession, app_id: UUID, job_id: UUID, now: datetime) -> int:
     """A fact a job's waiting messages need has arrived: check them on the next pass."""
     result = await session.exec(

@@ -121,6 +121,9 @@ def is_success(status_code: int) -> bool:
 # --- waiting for the facts a message needs --------------------------------------------------------
 
 
+MIN_RECHECK = timedelta(milliseconds=100)
+
+
 @dataclass(frozen=True)
 class Readiness:
     status: MessageStatus  # WAITING: check again at `next_check_at`
@@ -146,12 +149,16 @@ def message_readiness(
     so the body can say what was charged; after that they go out with `tokens_charged: null`.
     """
     waited = now - created_at
+    # The fact usually arrives within milliseconds (its event is already on its way, and its
+    # handler wakes the message); if that wake-up raced with this message's insert, look again
+    # soon, then back off to `recheck`.
+    step = min(max(waited, MIN_RECHECK), recheck)
     if event_type.is_job_event and not subscription_known:
         if waited >= subscription_wait:
             return Readiness(MessageStatus.NO_ENDPOINT, reason="no job.requested seen in time")
-        return Readiness(MessageStatus.WAITING, now + recheck)
+        return Readiness(MessageStatus.WAITING, now + step)
     if event_type.needs_settlement and not settled and waited < settlement_wait:
-        return Readiness(MessageStatus.WAITING, min(now + recheck, created_at + settlement_wait))
+        return Readiness(MessageStatus.WAITING, min(now + step, created_at + settlement_wait))
     return Readiness(MessageStatus.DISPATCHED)
 
 

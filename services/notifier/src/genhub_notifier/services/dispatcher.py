@@ -400,12 +400,11 @@ class Dispatcher:
     async def _endpoint_health(
         self, session: AsyncSession, endpoint: Endpoint, decision: Decision, now: datetime
     ) -> None:
+        ok = decision.reason is Reason.DELIVERED
+        if ok and endpoint.failing_since is None:
+            return  # healthy and staying so: no write on the hot path
         failing_since = await repo.record_endpoint_result(
-            session,
-            endpoint.app_id,
-            endpoint.id,
-            ok=decision.reason is Reason.DELIVERED,
-            now=now,
+            session, endpoint.app_id, endpoint.id, ok=ok, now=now
         )
         reason = disable_reason(decision, failing_since, now, self._config.disable_after)
         if reason is None:

@@ -28,6 +28,24 @@ class EventRecorder:
     def __init__(self, config: FanoutConfig) -> None:
         self._config = config
 
+    # Batch forms (one unit of work per Kafka batch; see handlers.kafka).
+
+    async def remember_jobs(self, uow: UnitOfWork, events: list[JobRequested]) -> None:
+        for event in events:
+            await self.remember_job(uow, event)
+
+    async def remember_settlements(self, uow: UnitOfWork, events: list[TokensSettled]) -> None:
+        for event in events:
+            await self.remember_settlement(uow, event)
+
+    async def record_rejections(self, uow: UnitOfWork, events: list[TokensRejected]) -> None:
+        for event in events:
+            await self.record_rejection(uow, event)
+
+    async def record_completions(self, uow: UnitOfWork, events: list[JobCompleted]) -> None:
+        for event in events:
+            await self.record_completion(uow, event)
+
     async def remember_job(
         self, uow: UnitOfWork, event: JobRequested, now: datetime | None = None
     ) -> None:

@@ -126,22 +126,20 @@ async def record_message(
 ) -> bool:
     """Insert the message (idempotent by id) and fan it out if it is ready; False if it
     existed (a replayed event changes nothing)."""
-    created = await repo.insert_message(
-        session,
-        id=message_id,
-        app_id=app_id,
-        job_id=job_id,
-        event_type=event_type.value,
-        status=MessageStatus.WAITING.value,
-        event_data=event_data,
-        next_check_at=now,
-        occurred_at=occurred_at,
-        created_at=now,
-    )
-    if created:
-        message = await repo.lock_message(session, message_id)
-        if message is not None:
-            await resolve(session, message, config, now)
+    values: dict[str, Any] = {
+        "id": message_id,
+        "app_id": app_id,
+        "job_id": job_id,
+        "event_type": event_type.value,
+        "status": MessageStatus.WAITING.value,
+        "event_data": event_data,
+        "next_check_at": now,
+        "occurred_at": occurred_at,
+        "created_at": now,
+    }
+    created = await repo.insert_message(session, **values)
+    if created:  # this transaction inserted (and so holds) the row
+        await resolve(session, Message(**values), config, now)
     return created
 
 
