@@ -226,3 +226,60 @@ async def test_presigned_urls_expire_and_carry_the_download_name(s3) -> None:
 
     assert expired.status_code == 403 and b"expired" in expired.content.lower()
     assert anonymous.status_code == 403  # the bucket is private
+
+
+async def test_spec_from_job_requested_drives_watermark_and_retention(db_sessions, s3) -> None:
+    """job.requested recorded by the consumer path, then job.generated published from it."""
+    from genhub_contracts import JobRequested
+    from genhub_contracts.events import JobRequestedPayload
+    from genhub_contracts.jobs import AppOptions, GenerationInput, JobSpec, Watermark
+    from genhub_storage.services import SpecRecorder
+
+    app = uuid4()
+    results = {}
+    for plan in ("free", "pro"):
+        job = uuid4()
+        spec = JobSpec(
+            user_id=f"{plan}-user",
+            model="mock",
+            input=GenerationInput(prompt="p", output_format="webp"),
+            plan=plan,
+            app=AppOptions(watermark=Watermark(text="DEMO", opacity=0.8), output_retention_days=3),
+        )
+        async with UnitOfWork(db_sessions, on_commit=lambda: None) as uow:
+            await SpecRecorder().record(
+                JobRequested.new(app_id=app, job_id=job, payload=JobRequestedPayload(spec=spec)),
+                uow,
+            )
+            await uow.commit()
+        key = f"staging/{app}/{job}/0.png"
+        await s3.write(key, picture((90, 90, 90)), "image/png")
+        event = JobGenerated.new(
+            app_id=app,
+            job_id=job,
+            payload=JobGeneratedPayload(
+                user_id=spec.user_id,
+                provider="mock",
+                model="mock",
+                requested_outputs=1,
+                output_format="webp",
+                staged=[StagedOutput(index=0, bucket=s3.bucket, key=key)],
+            ),
+        )
+        processor = OutputProcessor(s3, OutputPolicy(LIMITS, 90))  # waits for the spec
+        async with UnitOfWork(db_sessions, on_commit=lambda: None) as uow:
+            await processor.complete_job(event, uow)
+            await uow.commit()
+        async with db_sessions() as session:
+            [row] = await ObjectRepository(session).job_files(app, job)
+        results[plan] = row
+
+    free, pro = results["free"], results["pro"]
+    assert free.watermark is not None and pro.watermark is None
+    assert free.sha256 != pro.sha256  # same pixels in, different bytes out: one is marked
+    assert free.content_type == pro.content_type == "image/webp"
+    for row in (free, pro):
+        lifetime = row.expires_at - row.created_at
+        assert timedelta(days=3) - timedelta(minutes=1) < lifetime < timedelta(days=3, minutes=1)
+    free_pixels = Image.open(io.BytesIO(await s3.read(free.key, max_bytes=10**7))).convert("RGB")
+    assert free_pixels.crop((32, 24, 64, 48)).getextrema() != ((90, 90), (90, 90), (90, 90))
