@@ -3,7 +3,7 @@
 import os
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -43,8 +43,13 @@ class FakeUpstreams:
         ]
     )
     files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    prices: dict[str, int] = field(default_factory=lambda: {"mock": 10})
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
+    # Extra answers: (method, path regex, handler(request, match)), tried first.
+    routes: list[tuple[str, str, Callable[[httpx.Request, re.Match[str]], httpx.Response]]] = field(
+        default_factory=list
+    )
     applied_grants: set[tuple[str, str, str | None]] = field(default_factory=set)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
@@ -55,8 +60,14 @@ class FakeUpstreams:
         if service in self.down:
             raise httpx.ConnectError("connection refused", request=request)
         path = request.url.path
+        for method, pattern, answer in self.routes:
+            if request.method == method and (m := re.fullmatch(pattern, path)):
+                return answer(request, m)
         if path == "/internal/models":
             return httpx.Response(200, json={"models": self.models})
+        if path == "/internal/prices":
+            listed = [{"model": m, "tokens_per_output": t} for m, t in self.prices.items()]
+            return httpx.Response(200, json={"prices": listed})
         if m := re.fullmatch(r"/internal/apps/([^/]+)/signing-secret", path):
             return httpx.Response(201, json={"secret": "whsec_dGVzdC1zZWNyZXQ="})
         if m := re.fullmatch(r"/internal/apps/([^/]+)/users/([^/]+)/balance", path):

@@ -210,9 +210,12 @@ async def test_invalid_user_id_in_path_is_400(http: httpx.AsyncClient) -> None:
     assert (response.status_code, code(response)) == (400, "invalid_user_id")
 
 
-async def test_models_are_listed(http: httpx.AsyncClient) -> None:
+async def test_models_are_listed(http: httpx.AsyncClient, upstreams: Any) -> None:
     response = await http.get("/v1/models", headers=GOOD)
-    assert [m["name"] for m in response.json()["models"]] == ["mock", "retired"]
+    # Only the models this app may use (enabled), with this app's price from billing.
+    [mock] = response.json()["models"]
+    assert (mock["name"], mock["tokens_per_output"], mock["max_outputs"]) == ("mock", 10, 4)
+    assert upstreams.requests[-1].url.params["app_id"] == str(APP_ID)
 
 
 async def test_openapi_documents_the_public_and_admin_api(http: httpx.AsyncClient) -> None:

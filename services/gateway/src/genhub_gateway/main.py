@@ -8,13 +8,13 @@ from fastapi import FastAPI
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
 from genhub_gateway import services
-from genhub_gateway.adapters.catalog import ModelCatalog
+from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore, admin_token_loader, db_loader
 from genhub_gateway.adapters.ratelimit import RateLimiter
 from genhub_gateway.adapters.upstream import Upstreams
 from genhub_gateway.adapters.urls import UrlChecker
 from genhub_gateway.config import Settings
-from genhub_gateway.handlers import admin, http, kafka
+from genhub_gateway.handlers import admin, admin_proxies, http, kafka, proxies
 from genhub_gateway.handlers.deps import Gateway
 from genhub_gateway.handlers.middleware import GatewayMiddleware
 
@@ -34,6 +34,7 @@ def build_gateway(
         settings=settings,
         upstreams=upstreams,
         catalog=ModelCatalog(upstreams.orchestrator, ttl_s=settings.models_cache_ttl_s),
+        prices=PriceCache(upstreams.billing, ttl_s=settings.models_cache_ttl_s),
         keys=KeyStore(db_loader(runtime.sessions), ttl_s=settings.auth_cache_ttl_s),
         admin_tokens=KeyStore(
             admin_token_loader(runtime.sessions), ttl_s=settings.auth_cache_ttl_s
@@ -69,7 +70,11 @@ def create_app(
 
     runtime.background.append(close_upstreams)
     runtime.background.append(prune_idempotency_keys)
-    app = create_service_app(runtime, title="genhub gateway", routers=[http.router, admin.router])
+    app = create_service_app(
+        runtime,
+        title="genhub gateway",
+        routers=[http.router, proxies.router, admin.router, admin_proxies.router],
+    )
     app.state.gateway = gateway
 
     def body_limit(path: str) -> int:

@@ -9,7 +9,7 @@ from genhub_contracts import AppOptions, GenerationInput, JobStatus, Plan
 from genhub_contracts.jobs import Watermark
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
-from genhub_gateway.domain.identifiers import SLUG_PATTERN
+from genhub_gateway.domain.identifiers import SLUG_PATTERN, USER_ID_PATTERN
 
 MAX_METADATA_BYTES = 8 * 1024
 
@@ -242,6 +242,20 @@ class UserBalanceOut(BaseModel):
     available: int
 
 
+class JobTotalsOut(BaseModel):
+    """From the gateway's read-model: the user's jobs by status, and tokens charged."""
+
+    total: int = 0
+    by_status: dict[str, int] = Field(default_factory=dict)
+    tokens_charged: int = 0
+
+
+class UserOut(UserBalanceOut):
+    free_quota_left: int | None = Field(default=None, description="free generations left today")
+    free_quota_per_day: int | None = None
+    jobs: JobTotalsOut = Field(default_factory=JobTotalsOut)
+
+
 class GrantRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -257,6 +271,78 @@ class ModelOut(BaseModel):
     name: str
     enabled: bool
     max_outputs: int | None
+    display_name: str | None = None
+    capabilities: list[str] = Field(default_factory=list)
+    max_input_images: int | None = None
+    aspect_ratios: list[str] = Field(default_factory=list)
+    tokens_per_output: int | None = Field(
+        default=None, description="this app's price per output image (standard quality)"
+    )
+
+
+class BatchGrantItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(pattern=USER_ID_PATTERN)
+    amount: int = Field(gt=0, le=1_000_000_000)
+    reason: str = Field(min_length=1, max_length=200)
+    expires_at: datetime | None = None
+
+
+class BatchGrantRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grants: list[BatchGrantItem] = Field(min_length=1, max_length=1000)
+
+
+class BatchGrantResultOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    user_id: str
+    transfer_id: str | None = None
+    balance: int | None = None
+    available: int | None = None
+
+
+class BatchGrantOut(BaseModel):
+    results: list[BatchGrantResultOut]
+
+
+class UploadOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    key: str = Field(description="use it in input.images of POST /v1/generate")
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    expires_at: datetime | None = None
+
+
+class WebhookEndpointRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl
+    description: str | None = Field(default=None, max_length=500)
+    event_types: list[str] | None = Field(default=None, description="null: every event type")
+    enabled: bool = True
+
+
+class WebhookEndpointPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl | None = None
+    description: str | None = Field(default=None, max_length=500)
+    event_types: list[str] | None = None
+    enabled: bool | None = None
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime
+    status: str = "failed"
 
 
 class ModelListOut(BaseModel):

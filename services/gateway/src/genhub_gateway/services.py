@@ -189,6 +189,21 @@ async def check_model(catalog: ModelCatalog, request: GenerateRequest) -> None:
                 }
             ],
         )
+    images = len(request.input.images)
+    if model.max_input_images is not None and images > model.max_input_images:
+        raise ApiError(
+            422,
+            "validation_error",
+            "The request is not valid.",
+            details=[
+                {
+                    "field": "body.input.images",
+                    "message": f"model {model.name!r} takes at most {model.max_input_images} "
+                    "input images",
+                    "type": "too_long",
+                }
+            ],
+        )
 
 
 async def submit_job(

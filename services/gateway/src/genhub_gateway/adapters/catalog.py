@@ -3,8 +3,14 @@
 import asyncio
 import time
 from collections.abc import Callable
+from uuid import UUID
 
-from genhub_gateway.adapters.upstream import ModelInfo, OrchestratorClient, UpstreamUnavailable
+from genhub_gateway.adapters.upstream import (
+    BillingClient,
+    ModelInfo,
+    OrchestratorClient,
+    UpstreamUnavailable,
+)
 
 
 class ModelCatalog:
@@ -41,3 +47,41 @@ class ModelCatalog:
 
     async def get(self, name: str) -> ModelInfo | None:
         return (await self.models()).get(name)
+
+    def invalidate(self) -> None:
+        """Refetch on next use (after an admin changed the catalog through this replica)."""
+        self._fetched_at = float("-inf")
+
+
+class PriceCache:
+    """Each app's token prices from billing, kept `ttl_s` per app (for `GET /v1/models`)."""
+
+    MAX_APPS = 10_000
+
+    def __init__(
+        self,
+        billing: BillingClient,
+        *,
+        ttl_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._billing = billing
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._prices: dict[UUID, tuple[float, dict[str, int]]] = {}
+
+    async def for_app(self, app_id: UUID) -> dict[str, int]:
+        now = self._clock()
+        hit = self._prices.get(app_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            prices = await self._billing.prices(app_id)
+        except UpstreamUnavailable:
+            if hit is not None:  # stale prices beat none while billing restarts
+                return hit[1]
+            raise
+        if len(self._prices) >= self.MAX_APPS:
+            self._prices.clear()
+        self._prices[app_id] = (now + self._ttl_s, prices)
+        return prices

@@ -162,6 +162,19 @@ class JobRepository:
         query = query.order_by(col(JobRow.created_at).desc(), col(JobRow.job_id)).limit(limit)
         return list((await self.session.exec(query)).all())
 
+    async def user_totals(self, app_id: UUID, user_id: str) -> dict[str, tuple[int, int]]:
+        """status → (jobs, tokens charged) for one end user of one app."""
+        rows = await self.session.exec(
+            select(
+                JobRow.status,
+                func.count(),
+                func.coalesce(func.sum(JobRow.tokens_charged), 0),
+            )
+            .where(JobRow.app_id == app_id, JobRow.user_id == user_id)
+            .group_by(col(JobRow.status))
+        )
+        return {status: (int(n), int(tokens)) for status, n, tokens in rows.all()}
+
     async def lock(self, app_id: UUID, job_id: UUID) -> JobRow | None:
         # Handlers for different topics run concurrently; the row lock serialises their
         # read-modify-write so no projection update is lost.

@@ -50,6 +50,23 @@ def error_code(response: httpx.Response) -> tuple[str, str]:
     return "http_error", ""
 
 
+def client_error(response: httpx.Response, service: str) -> ApiError:
+    """The owner's 4xx problem, as the gateway's own answer to the app."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("code"):
+        return ApiError(
+            response.status_code,
+            str(error["code"]),
+            str(error.get("message") or f"Refused by {service}."),
+            details=error.get("details"),
+        )
+    return ApiError(response.status_code, "request_refused", f"Refused by {service}.")
+
+
 class UpstreamClient:
     def __init__(self, http: httpx.AsyncClient, base_url: str, service: str) -> None:
         self._http = http
@@ -80,6 +97,27 @@ class UpstreamClient:
         code, _ = error_code(response)
         return UpstreamError(self.service, f"{response.status_code} {code}")
 
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Call the owner of a resource and return (status, body) of a 2xx answer. A 4xx is
+        the caller's problem and goes back to the app with the owner's status, code, message
+        and field details; 5xx and transport errors are 503 (see `request`)."""
+        if params is not None:
+            params = {k: v for k, v in params.items() if v is not None}
+        r = await self.request(method, path, json=json, params=params, content=content)
+        if 200 <= r.status_code < 300:
+            return r.status_code, (self.json(r) if r.content else {})
+        if 400 <= r.status_code < 500:
+            raise client_error(r, self.service)
+        raise self.unexpected(r)
+
 
 class BillingClient(UpstreamClient):
     # Errors billing raises because of the request (bad amount, bad key) go back to the app.
@@ -101,6 +139,41 @@ class BillingClient(UpstreamClient):
         )
         return self._ok(r)
 
+    async def grant_batch(
+        self, app_id: UUID, grants: list[dict[str, Any]], idempotency_key: str | None
+    ) -> dict[str, Any]:
+        """All or nothing: one bad row and billing applies none (422)."""
+        return (
+            await self.forward(
+                "POST",
+                f"/internal/apps/{_seg(app_id)}/grants/batch",
+                json={"grants": grants, "idempotency_key": idempotency_key},
+            )
+        )[1]
+
+    async def ledger(
+        self, app_id: UUID, user_id: str, limit: int, cursor: str | None
+    ) -> dict[str, Any]:
+        return (
+            await self.forward(
+                "GET",
+                f"/internal/apps/{_seg(app_id)}/users/{_seg(user_id)}/ledger",
+                params={"limit": limit, "cursor": cursor},
+            )
+        )[1]
+
+    async def prices(self, app_id: UUID) -> dict[str, int]:
+        """tokens per output by model, for this app (its overrides applied)."""
+        body = (await self.forward("GET", "/internal/prices", params={"app_id": str(app_id)}))[1]
+        prices = body.get("prices")
+        if not isinstance(prices, list):
+            raise UpstreamError(self.service, "no prices list")
+        return {
+            str(p["model"]): int(p["tokens_per_output"])
+            for p in prices
+            if isinstance(p, dict) and "model" in p and "tokens_per_output" in p
+        }
+
     def _ok(self, r: httpx.Response) -> dict[str, Any]:
         if r.status_code in (200, 201):
             return self.json(r)
@@ -115,6 +188,14 @@ class ModelInfo:
     name: str
     enabled: bool
     max_outputs: int | None
+    display_name: str | None = None
+    capabilities: tuple[str, ...] = ()
+    max_input_images: int | None = None
+    aspect_ratios: tuple[str, ...] = ()
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None
 
 
 class OrchestratorClient(UpstreamClient):
@@ -129,11 +210,24 @@ class OrchestratorClient(UpstreamClient):
             ModelInfo(
                 name=str(m["name"]),
                 enabled=bool(m.get("enabled", True)),
-                max_outputs=int(m["max_outputs"]) if m.get("max_outputs") is not None else None,
+                max_outputs=_int_or_none(m.get("max_outputs")),
+                display_name=str(m["display_name"]) if m.get("display_name") else None,
+                capabilities=tuple(str(c) for c in m.get("capabilities") or ()),
+                max_input_images=_int_or_none(m.get("max_input_images")),
+                aspect_ratios=tuple(str(a) for a in m.get("aspect_ratios") or ()),
             )
             for m in raw
             if isinstance(m, dict) and "name" in m
         ]
+
+
+def _own_upload_key(app_id: UUID, key: str) -> bool:
+    # Upload keys are inputs/{app_id}/...: another app's key is not even asked for.
+    return key.startswith(f"inputs/{app_id}/") and ".." not in key.split("/")
+
+
+def upload_not_found() -> ApiError:
+    return ApiError(404, "upload_not_found", "No such upload for this app.")
 
 
 class StorageClient(UpstreamClient):
@@ -149,9 +243,42 @@ class StorageClient(UpstreamClient):
             raise UpstreamError(self.service, "no files list")
         return [f for f in files if isinstance(f, dict)]
 
+    async def upload(
+        self, app_id: UUID, data: bytes, filename: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        return await self.forward(
+            "POST",
+            f"/internal/apps/{_seg(app_id)}/uploads",
+            params={"filename": filename},
+            content=data,
+        )
+
+    async def get_upload(self, app_id: UUID, key: str) -> dict[str, Any]:
+        if not _own_upload_key(app_id, key):
+            raise upload_not_found()
+        try:
+            return (
+                await self.forward("GET", f"/internal/apps/{_seg(app_id)}/uploads/{quote(key)}")
+            )[1]
+        except ApiError as exc:
+            if exc.status == 404:
+                raise upload_not_found() from None
+            raise
+
+    async def file_url(
+        self, app_id: UUID, job_id: UUID, index: int, *, download: bool, filename: str | None
+    ) -> dict[str, Any]:
+        return (
+            await self.forward(
+                "GET",
+                f"/internal/apps/{_seg(app_id)}/jobs/{_seg(job_id)}/files/{index}/url",
+                params={"download": "true" if download else "false", "filename": filename},
+            )
+        )[1]
+
     async def upload_exists(self, app_id: UUID, key: str) -> bool:
         """Whether `key` is one of this app's uploads (keys of other apps are not found)."""
-        if not key.startswith(f"inputs/{app_id}/") or ".." in key.split("/"):
+        if not _own_upload_key(app_id, key):
             return False
         r = await self.request("GET", f"/internal/apps/{_seg(app_id)}/uploads/{quote(key)}")
         if r.status_code == 200:

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from genhub_platform.errors import ApiError
 
-from genhub_gateway.adapters.catalog import ModelCatalog
+from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore
 from genhub_gateway.adapters.ratelimit import RateLimiter
 from genhub_gateway.adapters.repositories import AdminTokenOwner, KeyOwner
@@ -52,6 +52,7 @@ class Gateway:
     settings: Settings
     upstreams: Upstreams
     catalog: ModelCatalog
+    prices: PriceCache
     keys: KeyStore[KeyOwner]
     admin_tokens: KeyStore[AdminTokenOwner]
     limiter: RateLimiter

@@ -13,7 +13,7 @@ from genhub_platform.errors import ApiError
 from genhub_platform.runtime import Runtime
 
 from genhub_gateway import audit, services
-from genhub_gateway.adapters.repositories import KeyOwner
+from genhub_gateway.adapters.repositories import JobRepository, KeyOwner
 from genhub_gateway.domain import idempotency as idem
 from genhub_gateway.domain.identifiers import USER_ID_PATTERN
 from genhub_gateway.handlers.deps import (
@@ -31,9 +31,10 @@ from genhub_gateway.schemas import (
     JobAccepted,
     JobOut,
     JobPageOut,
+    JobTotalsOut,
     ModelListOut,
     ModelOut,
-    UserBalanceOut,
+    UserOut,
 )
 from genhub_gateway.users import ensure_end_user
 
@@ -82,7 +83,7 @@ def _prefer_wait(prefer: list[str] | None) -> float | None:
         raise ApiError(400, "invalid_prefer", f"Invalid Prefer header: {exc}.") from None
 
 
-async def _claim(
+async def claim_key(
     runtime: Runtime, gateway: Gateway, caller: KeyOwner, key: str, request_hash: str
 ) -> services.Claim:
     settings = gateway.settings
@@ -97,7 +98,7 @@ async def _claim(
         )
 
 
-async def _release(runtime: Runtime, caller: KeyOwner, claim: services.Claim | None) -> None:
+async def release_key(runtime: Runtime, caller: KeyOwner, claim: services.Claim | None) -> None:
     if claim is not None:
         async with runtime.uow() as release_uow:
             await services.release_idempotency_key(release_uow, caller.app_id, claim)
@@ -166,7 +167,7 @@ async def generate(
     claim: services.Claim | None = None
     if idempotency_key is not None:
         request_hash = idem.fingerprint("POST /v1/generate", user_id, body.model_dump(mode="json"))
-        claim = await _claim(runtime, gateway, caller, idempotency_key, request_hash)
+        claim = await claim_key(runtime, gateway, caller, idempotency_key, request_hash)
         if claim.is_replay:
             headers = {"Idempotent-Replayed": "true"}
             if claim.replay_job_id is not None:
@@ -195,7 +196,7 @@ async def generate(
             )
         await uow.commit()
     except Exception:
-        await _release(runtime, caller, claim)
+        await release_key(runtime, caller, claim)
         raise
     headers = {"Location": f"/v1/jobs/{job.job_id}"}
     if wait is not None:
@@ -281,28 +282,49 @@ async def cancel_job(job_id: str, caller: AppDep, uow: UowDep) -> JobOut:
 
 
 @router.get("/models", response_model=ModelListOut)
-async def list_models(_: AppDep, gateway: GatewayDep) -> ModelListOut:
+async def list_models(caller: AppDep, gateway: GatewayDep) -> ModelListOut:
+    """The models this app may use (enabled ones), with this app's token price per output."""
     models = await gateway.catalog.models()
+    prices = await gateway.prices.for_app(caller.app_id)
     return ModelListOut(
         models=[
-            ModelOut(name=m.name, enabled=m.enabled, max_outputs=m.max_outputs)
+            ModelOut(
+                name=m.name,
+                enabled=m.enabled,
+                max_outputs=m.max_outputs,
+                display_name=m.display_name,
+                capabilities=list(m.capabilities),
+                max_input_images=m.max_input_images,
+                aspect_ratios=list(m.aspect_ratios),
+                tokens_per_output=prices.get(m.name),
+            )
             for m in models.values()
+            if m.enabled
         ]
     )
 
 
-@router.get("/users/{external_id}", response_model=UserBalanceOut)
+@router.get("/users/{external_id}", response_model=UserOut, tags=["users"])
 async def get_user(
     external_id: str,
     caller: AppDep,
     gateway: GatewayDep,
     runtime: RuntimeDep,
+    uow: UowDep,
     request_id: RequestIdDep,
-) -> UserBalanceOut:
+) -> UserOut:
+    """The end user's balance, reserved tokens and free quota (from billing) and job totals
+    (from the gateway's read-model). A user the app names for the first time is created."""
     user_id = path_user_id(external_id)
     await _first_use(runtime, gateway, caller, user_id, request_id)
     body = await gateway.upstreams.billing.balance(caller.app_id, user_id)
-    return UserBalanceOut.model_validate({**body, "user_id": user_id})
+    totals = await JobRepository(uow.session).user_totals(caller.app_id, user_id)
+    jobs = JobTotalsOut(
+        total=sum(n for n, _ in totals.values()),
+        by_status={s: n for s, (n, _) in totals.items()},
+        tokens_charged=sum(t for _, t in totals.values()),
+    )
+    return UserOut.model_validate({**body, "user_id": user_id, "jobs": jobs})
 
 
 @router.post(
@@ -324,7 +346,7 @@ async def grant_tokens(
         request_hash = idem.fingerprint(
             "POST /v1/users/{id}/tokens", user_id, grant.model_dump(mode="json")
         )
-        claim = await _claim(runtime, gateway, caller, idempotency_key, request_hash)
+        claim = await claim_key(runtime, gateway, caller, idempotency_key, request_hash)
         if claim.is_replay:
             return JSONResponse(
                 claim.replay_body,
@@ -358,6 +380,6 @@ async def grant_tokens(
                 )
             await record_uow.commit()
     except Exception:
-        await _release(runtime, caller, claim)
+        await release_key(runtime, caller, claim)
         raise
     return JSONResponse(out, status_code=status.HTTP_201_CREATED)

@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from fastapi import HTTPException
 from genhub_platform.errors import problem
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -77,9 +77,19 @@ class GatewayMiddleware:
             return message
 
         started = False
+        replaced = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if replaced:  # the handler's answer to a body we cut off is not sent
+                return
+            if message["type"] == "http.response.start" and received > limit:
+                # The body was cut off while it streamed in; whatever the layers in between
+                # made of that (a 400 "error parsing the body"), the answer is 413.
+                replaced = True
+                started = True
+                await self._too_large(scope, receive, send, limit, request_id)
+                return
             if message["type"] == "http.response.start":
                 started = True
                 extra = {REQUEST_ID_HEADER: request_id, **state.get("response_headers", {})}
