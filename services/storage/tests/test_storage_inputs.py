@@ -5,6 +5,7 @@ httpx transport standing in for the remote server (a redirect to a private addre
 must refuse before any byte is fetched from a refused address.
 """
 
+import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -223,3 +224,63 @@ async def test_import_over_the_real_network_from_minio(db_sessions, s3) -> None:
     assert (resp.json()["width"], resp.json()["height"]) == (12, 8)
     # Metadata addresses stay refused even when private addresses are allowed.
     assert metadata.status_code == 422 and metadata.json()["error"]["code"] == "url_refused"
+
+
+async def test_import_gives_up_after_the_timeout(db_sessions, s3) -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, content=b"late")
+
+    guard = UrlGuard(
+        allow_private=False,
+        require_https=True,
+        resolver=resolver({"slow.example.com": [PUBLIC_IP]}),
+    )
+    fetcher = RemoteFetcher(guard, timeout_s=0.3, transport=httpx.MockTransport(slow))
+    async with make_client(db_sessions, s3, fetcher) as c:
+        resp = await c.post(
+            f"/internal/apps/{uuid4()}/imports", json={"url": "https://slow.example.com/a.png"}
+        )
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "fetch_failed"
+    assert "timed out" in resp.json()["error"]["message"]
+
+
+async def test_erase_and_sweep_over_http(db_sessions, s3) -> None:
+    from genhub_storage.config import Settings
+    from genhub_storage.main import build_lifecycle
+
+    life = build_lifecycle(Settings(), db_sessions, s3)
+    inputs = InputStore(
+        repositories(db_sessions),
+        s3,
+        RemoteFetcher(UrlGuard(allow_private=False, require_https=True)),
+        InputPolicy(ImageLimits(MAX_BYTES, 1_000_000), timedelta(hours=24)),
+    )
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(
+        build_router(FileQueries(repositories(db_sessions), s3, timedelta(hours=1)), inputs, life)
+    )
+    tenant, bystander = uuid4(), uuid4()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://storage"
+    ) as c:
+        mine = (
+            await c.post(
+                f"/internal/apps/{tenant}/uploads?user_id=alice", content=png_with_metadata()
+            )
+        ).json()
+        theirs = (
+            await c.post(f"/internal/apps/{bystander}/uploads", content=png_with_metadata())
+        ).json()
+
+        erased = await c.post(f"/internal/apps/{tenant}/erase", json={"user_id": "alice"})
+        swept = await c.post("/internal/sweep")
+        bad = await c.post(f"/internal/apps/{tenant}/erase", json={"user_id": ""})
+
+        assert erased.status_code == 200 and erased.json() == {"objects_deleted": 1}
+        gone = await c.get(f"/internal/apps/{tenant}/uploads/{mine['key']}")
+        kept = await c.get(f"/internal/apps/{bystander}/uploads/{theirs['key']}")
+    assert gone.status_code == 404 and kept.status_code == 200
+    assert swept.status_code == 200 and set(swept.json()) >= {"files_deleted", "objects_deleted"}
+    assert bad.status_code == 422
