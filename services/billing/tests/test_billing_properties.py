@@ -1,4 +1,5 @@
-"""Property tests: random histories of grants, holds, posts, voids, expiries and replays, applied
+"""Property tests: random histories of grants (some expiring), holds, posts, voids, hold
+expiries, grant expiries and replays, applied
 through billing's use cases against the real test database, checked against a simple model and
 against the ledger's invariants after every step. Plus the settlement arithmetic on its own.
 
@@ -8,13 +9,14 @@ and nothing needs truncating between them.
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from genhub_billing import services
+from genhub_billing import services, sweeps
 from genhub_billing.domain import holds
-from genhub_billing.domain.ledger import POSTING_KINDS, AccountKind
+from genhub_billing.domain.ledger import POSTING_KINDS, AccountKind, user_account_id
 from genhub_contracts import (
     GenerationInput,
     JobCompleted,
@@ -45,6 +47,9 @@ SUCCESS_BIASED = (JobStatus.SUCCEEDED, *SETTLE_STATUSES)
 #   ("reserve", user, outputs, model)        a new job.requested
 #   ("complete", job, status, delivered)     job.completed for an earlier job (index mod #jobs)
 #   ("expire", job)                          the hold's TTL passes, then the sweeper runs
+#   ("xgrant", user, amount, key)            a grant that expires (later), with a key
+#   ("lapse", user)                          the user's expiring grants pass their expiry,
+#                                            then the grant-expiry sweep runs (twice)
 #   ("replay", op, same_event_id)            redo an earlier applied operation (index mod #ops)
 
 users = st.integers(0, len(USERS) - 1)
@@ -63,6 +68,8 @@ operations = st.one_of(
     completes,
     completes,
     st.tuples(st.just("expire"), picks),
+    st.tuples(st.just("xgrant"), users, st.integers(1, 60), st.integers(0, 2)),
+    st.tuples(st.just("lapse"), users),
     st.tuples(st.just("replay"), picks, st.booleans()),
 )
 
@@ -80,12 +87,49 @@ class Job:
 
 
 @dataclass
+class Lot:
+    remaining: int
+    expiring: bool
+    lapsed: bool = False
+
+
+@dataclass
 class Model:
     app_id: UUID
     balance: Counter[str] = field(default_factory=Counter)
     reserved: Counter[str] = field(default_factory=Counter)
     grants: dict[tuple[str, str], int] = field(default_factory=dict)
     jobs: list[Job] = field(default_factory=list)
+    lots: dict[str, list[Lot]] = field(default_factory=dict)  # in creation order
+
+    def spending_order(self, user: str) -> list[Lot]:
+        # Expiring lots first (they all expire in creation order), then the others.
+        lots = self.lots.get(user, [])
+        return [lot for lot in lots if lot.expiring] + [lot for lot in lots if not lot.expiring]
+
+    def credit(self, user: str, amount: int, *, expiring: bool) -> None:
+        self.balance[user] += amount
+        self.lots.setdefault(user, []).append(Lot(amount, expiring))
+
+    def charge(self, user: str, amount: int) -> None:
+        self.balance[user] -= amount
+        for lot in self.spending_order(user):
+            take = min(lot.remaining, amount)
+            lot.remaining -= take
+            amount -= take
+        assert amount == 0, "the model's lots cannot pay"
+
+    def lapse(self, user: str) -> int:
+        """Expire the unreserved part of the user's lapsed lots; returns how much expired."""
+        covered_left, expired = self.reserved[user], 0
+        for lot in self.spending_order(user):
+            covered = min(lot.remaining, covered_left)
+            covered_left -= covered
+            if lot.lapsed and lot.remaining > covered:
+                expired += lot.remaining - covered
+                lot.remaining = covered
+        self.balance[user] -= expired
+        return expired
 
     def job(self, job_id: UUID | None) -> Job:
         return next(j for j in self.jobs if j.event.job_id == job_id)
@@ -122,14 +166,33 @@ class Billing:
             await uow.commit()
         return True
 
-    async def grant(self, app_id: UUID, user: str, amount: int, key: str) -> services.GrantResult:
+    async def grant(
+        self, app_id: UUID, user: str, amount: int, key: str, expires_at: datetime | None = None
+    ) -> services.GrantResult:
         async with self.uow() as uow:
             result = await services.grant_tokens(
                 uow, app_id=app_id, user_id=user, amount=amount, reason="prop",
-                idempotency_key=key,
+                idempotency_key=key, expires_at=expires_at,
             )  # fmt: skip
             await uow.commit()
         return result
+
+    async def lapse(self, app_id: UUID, user: str) -> None:
+        """The user's expiring grants pass their expiry; then the expiry sweep runs."""
+        async with self.sessions() as session, session.begin():
+            await session.exec(
+                text(
+                    "UPDATE grant_lots SET expires_at = now() - interval '1 second'"
+                    " WHERE account_id = :account AND expires_at IS NOT NULL"
+                ),
+                params={"account": user_account_id(app_id, user)},
+            )
+        await self.sweep_lots()
+
+    async def sweep_lots(self) -> None:
+        async with self.uow() as uow:
+            await sweeps.expire_lots(uow, limit=100_000)
+            await uow.commit()
 
     async def expire(self, job_id: UUID) -> None:
         """Let the hold's TTL pass (move its expiry into the past), then run the sweeper."""
@@ -191,7 +254,17 @@ class Billing:
                     params={"app": str(app_id)},
                 )
             ).one()[0]
+            lots = (
+                await s.exec(
+                    text(
+                        "SELECT account_id, SUM(remaining) FROM grant_lots WHERE app_id = :app"
+                        " GROUP BY account_id"
+                    ),
+                    params=p,
+                )
+            ).all()
         return {
+            "lots": {r[0]: int(r[1]) for r in lots},
             "accounts": [tuple(r) for r in accounts],
             "transfers": [tuple(r) for r in transfers],
             "holds": [tuple(r) for r in hold_rows],
@@ -222,6 +295,7 @@ def check_invariants(snap: dict[str, Any], model: Model) -> None:
         assert reserved == pending[account_id], f"{kind} {user_id}: reserved != pending holds"
         if kind == AccountKind.USER.value:
             assert balance >= reserved >= 0, f"user {user_id}: balance {balance} < {reserved}"
+            assert snap["lots"].get(account_id, 0) == balance, f"user {user_id}: lots != balance"
             assert (balance, reserved) == (model.balance[user_id], model.reserved[user_id])
         else:
             assert reserved == 0
@@ -281,6 +355,20 @@ async def apply_op(
         _, u, amount, k = op
         await do_grant(billing, model, USERS[u], amount, f"k{k}")
         history.append(Applied("grant", grant=(USERS[u], amount, f"k{k}")))
+    elif kind == "xgrant":
+        _, u, amount, k = op
+        await do_grant(billing, model, USERS[u], amount, f"x{k}", expiring=True)
+        history.append(Applied("grant", grant=(USERS[u], amount, f"x{k}")))
+    elif kind == "lapse":
+        user = USERS[op[1]]
+        for lot in model.lots.get(user, []):
+            lot.lapsed = lot.lapsed or lot.expiring
+        if model.lapse(user):
+            event_label("a grant expired")
+        await billing.lapse(model.app_id, user)
+        before = await billing.snapshot(model.app_id)
+        await billing.sweep_lots()  # a second run (another replica, a restart) changes nothing
+        assert await billing.snapshot(model.app_id) == before
     elif kind == "reserve":
         _, u, outputs, model_name = op
         spec = JobSpec(
@@ -314,7 +402,7 @@ async def apply_op(
             succeeded = status is JobStatus.SUCCEEDED
             charged = job.price * min(delivered, requested) // requested if succeeded else 0
             model.reserved[job.user] -= job.price
-            model.balance[job.user] -= charged
+            model.charge(job.user, charged)
             job.status, job.charged = ("posted" if succeeded else "voided"), charged
             event_label(f"settled {job.status}{' partially' if 0 < charged < job.price else ''}")
         assert await billing.deliver("settle", event)
@@ -333,18 +421,21 @@ async def apply_op(
         await replay(billing, model, history, op)
 
 
-async def do_grant(billing: Billing, model: Model, user: str, amount: int, key: str) -> None:
+async def do_grant(
+    billing: Billing, model: Model, user: str, amount: int, key: str, *, expiring: bool = False
+) -> None:
     original = model.grants.get((user, key))
+    expires_at = datetime.now(UTC) + timedelta(days=1) if expiring else None
     if original is not None and original != amount:
         with pytest.raises(ApiError) as err:
-            await billing.grant(model.app_id, user, amount, key)
+            await billing.grant(model.app_id, user, amount, key, expires_at)
         assert err.value.status == 409
         return
-    result = await billing.grant(model.app_id, user, amount, key)
+    result = await billing.grant(model.app_id, user, amount, key, expires_at)
     assert result.replayed == (original is not None)
     if original is None:
         model.grants[(user, key)] = amount
-        model.balance[user] += amount
+        model.credit(user, amount, expiring=expiring)
         # The response reflects the funds right after this grant.
         assert result.funds.balance == model.balance[user]
 
