@@ -9,7 +9,18 @@ from uuid import UUID
 import httpx
 
 from genhub_client.errors import GenhubError
-from genhub_client.models import App, CreatedApp, Job, JobPage, UserBalance
+from genhub_client.models import (
+    App,
+    AuditPage,
+    CreatedApp,
+    CreatedKey,
+    GrantResult,
+    Job,
+    JobPage,
+    Model,
+    Upload,
+    UserBalance,
+)
 
 
 class _Client:
@@ -37,16 +48,20 @@ class _Client:
         path: str,
         *,
         json: Any = None,
-        params: dict[str, str | int] | None = None,
+        params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        content: bytes | None = None,
     ) -> Any:
+        if params is not None:
+            params = {k: v for k, v in params.items() if v is not None}
         response = await self._http.request(
             method,
             path.lstrip("/"),
             json=json,
             params=params,
             headers=headers,
+            content=content,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
         if response.is_error:
@@ -99,6 +114,10 @@ class AsyncGenhub(_Client):
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         wait: float | None = None,
+        images: list[str] | None = None,
+        cache: bool | None = None,
+        enhance_prompt: bool | None = None,
+        priority: int | None = None,
         **params: Any,
     ) -> Job:
         """Submit a job; returns it as accepted (status "queued"). Extra keyword arguments go
@@ -108,7 +127,8 @@ class AsyncGenhub(_Client):
         job ends (the full job, outputs included) or the time is up (the job as accepted). A
         job refused for lack of tokens then raises GenhubError(402, "insufficient_tokens"),
         whose `body` carries `balance` and `required`. A retried `idempotency_key` returns the
-        same job."""
+        same job. `images` are upload keys (see `upload`) or https URLs; `cache=False` skips
+        the result cache; `enhance_prompt` overrides the app's default."""
         body: dict[str, Any] = {
             "model": model,
             "input": {
@@ -118,8 +138,16 @@ class AsyncGenhub(_Client):
                 **params,
             },
         }
-        if webhook_url is not None:
-            body["webhook_url"] = webhook_url
+        if images is not None:
+            body["input"]["images"] = images
+        for name, value in (
+            ("cache", cache),
+            ("enhance_prompt", enhance_prompt),
+            ("priority", priority),
+            ("webhook_url", webhook_url),
+        ):
+            if value is not None:
+                body[name] = value
         if metadata is not None:
             body["metadata"] = metadata
         headers = {"X-User-ID": user_id}
@@ -194,6 +222,118 @@ class AsyncGenhub(_Client):
         )
         return UserBalance.model_validate(body)
 
+    async def list_models(self) -> list[Model]:
+        """The models this app may use, with its token price per output."""
+        body = await self._request("GET", "v1/models")
+        return [Model.model_validate(m) for m in body["models"]]
+
+    async def get_ledger(
+        self, external_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """The end user's token history, newest first: `{"entries", "next_cursor"}`."""
+        result: dict[str, Any] = await self._request(
+            "GET",
+            f"v1/users/{_id(external_id)}/ledger",
+            params={"limit": limit, "cursor": cursor},
+        )
+        return result
+
+    async def grant_tokens_batch(
+        self, grants: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[GrantResult]:
+        """Many grants at once, all or nothing. Each grant: `user_id`, `amount`, `reason`,
+        optional `expires_at`."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = await self._request(
+            "POST", "v1/users/tokens/batch", json={"grants": grants}, headers=headers
+        )
+        return [GrantResult.model_validate(r) for r in body["results"]]
+
+    async def upload(self, data: bytes, *, filename: str | None = None) -> Upload:
+        """Upload an input image (PNG, JPEG, WEBP); pass its `key` in `images`."""
+        return Upload.model_validate(
+            await self._request(
+                "POST",
+                "v1/uploads",
+                content=data,
+                params={"filename": filename},
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        )
+
+    async def get_upload(self, key: str) -> Upload:
+        return Upload.model_validate(await self._request("GET", f"v1/uploads/{key}"))
+
+    async def file_url(self, job_id: str | UUID, index: int, *, download: bool = False) -> str:
+        """A fresh presigned URL of an output (the gateway answers 302 to it)."""
+        response = await self._http.get(
+            f"v1/files/{_id(job_id)}/{index}", params={"download": "1" if download else "0"}
+        )
+        if response.status_code != 302:
+            raise GenhubError.from_response(response)
+        return str(response.headers["location"])
+
+    # --- webhooks ---
+
+    async def create_webhook_endpoint(
+        self,
+        url: str,
+        *,
+        event_types: list[str] | None = None,
+        description: str | None = None,
+        enabled: bool = True,
+    ) -> dict[str, Any]:
+        """`{"endpoint": {...}, "secret": "whsec_..."}` (the secret is shown once)."""
+        body = {
+            "url": url,
+            "event_types": event_types,
+            "description": description,
+            "enabled": enabled,
+        }
+        result: dict[str, Any] = await self._request("POST", "v1/webhooks/endpoints", json=body)
+        return result
+
+    async def list_webhook_endpoints(self) -> list[dict[str, Any]]:
+        body = await self._request("GET", "v1/webhooks/endpoints")
+        return list(body.get("endpoints", []))
+
+    async def update_webhook_endpoint(
+        self, endpoint_id: str | UUID, **changes: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request(
+            "PATCH", f"v1/webhooks/endpoints/{_id(endpoint_id)}", json=changes
+        )
+        return result
+
+    async def delete_webhook_endpoint(self, endpoint_id: str | UUID) -> None:
+        await self._request("DELETE", f"v1/webhooks/endpoints/{_id(endpoint_id)}")
+
+    async def rotate_webhook_secret(self, endpoint_id: str | UUID) -> str:
+        body = await self._request(
+            "POST", f"v1/webhooks/endpoints/{_id(endpoint_id)}/rotate-secret"
+        )
+        return str(body["secret"])
+
+    async def list_deliveries(self, **filters: Any) -> dict[str, Any]:
+        """`{"deliveries", "next_cursor"}`; filters: status, job_id, endpoint_id, since,
+        limit, cursor."""
+        result: dict[str, Any] = await self._request(
+            "GET", "v1/webhooks/deliveries", params={k: str(v) for k, v in filters.items()}
+        )
+        return result
+
+    async def get_delivery(self, delivery_id: str | UUID) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request(
+            "GET", f"v1/webhooks/deliveries/{_id(delivery_id)}"
+        )
+        return result
+
+    async def replay_delivery(self, delivery_id: str | UUID) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request(
+            "POST", f"v1/webhooks/deliveries/{_id(delivery_id)}/replay"
+        )
+        return result
+
     async def download(self, url: str) -> bytes:
         """Fetch an output. Presigned URLs point at object storage: they are fetched without
         the API key, which must never leave for another host."""
@@ -239,12 +379,66 @@ class AsyncGenhubAdmin(_Client):
         )
 
     async def create_app(
-        self, name: str, slug: str, *, plan: str = "free", webhook_url: str | None = None
+        self,
+        name: str,
+        slug: str,
+        *,
+        plan: str = "free",
+        webhook_url: str | None = None,
+        **settings: Any,
     ) -> CreatedApp:
-        body: dict[str, Any] = {"name": name, "slug": slug, "plan": plan}
+        """`settings`: welcome_grant, rate_limit_per_minute, user_rate_limit_per_minute,
+        options (cache, charge_cache_hits, enhance_prompt, watermark, output_retention_days)."""
+        body: dict[str, Any] = {"name": name, "slug": slug, "plan": plan, **settings}
         if webhook_url is not None:
             body["webhook_url"] = webhook_url
         return CreatedApp.model_validate(await self._request("POST", "admin/apps", json=body))
+
+    async def get_app(self, app_id: str | UUID) -> App:
+        """The app with its settings and keys (display prefixes only)."""
+        return App.model_validate(await self._request("GET", f"admin/apps/{_id(app_id)}"))
+
+    async def create_key_with_id(self, app_id: str | UUID) -> CreatedKey:
+        return CreatedKey.model_validate(
+            await self._request("POST", f"admin/apps/{_id(app_id)}/keys")
+        )
+
+    async def create_admin_token(self, name: str) -> tuple[str, str]:
+        """(token, id): the token is shown once."""
+        body = await self._request("POST", "admin/tokens", json={"name": name})
+        return str(body["token"]), str(body["admin_token"]["id"])
+
+    async def revoke_admin_token(self, token_id: str | UUID) -> None:
+        await self._request("DELETE", f"admin/tokens/{_id(token_id)}")
+
+    async def audit(
+        self,
+        *,
+        app_id: str | UUID | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """The audit log, newest first."""
+        params = {
+            "app_id": str(app_id) if app_id else None,
+            "action": action,
+            "actor": actor,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return AuditPage.model_validate(await self._request("GET", "admin/audit", params=params))
+
+    async def billing_settings(self, app_id: str | UUID) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"admin/apps/{_id(app_id)}/billing")
+        return result
+
+    async def update_billing_settings(self, app_id: str | UUID, **changes: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request(
+            "PUT", f"admin/apps/{_id(app_id)}/billing", json=changes
+        )
+        return result
 
     async def create_key(self, app_id: str | UUID) -> str:
         body = await self._request("POST", f"admin/apps/{_id(app_id)}/keys")
@@ -255,7 +449,8 @@ class AsyncGenhubAdmin(_Client):
         return [App.model_validate(app) for app in body["apps"]]
 
     async def update_app(self, app_id: str | UUID, **changes: Any) -> App:
-        """Change `name`, `plan`, `enabled` or `webhook_url` (None clears it)."""
+        """Change `name`, `plan`, `enabled`, `webhook_url` (None clears it), `welcome_grant`,
+        `rate_limit_per_minute`, `user_rate_limit_per_minute` or `options` (partially)."""
         return App.model_validate(
             await self._request("PATCH", f"admin/apps/{_id(app_id)}", json=changes)
         )

@@ -58,11 +58,70 @@ class JobPage(_Model):
     next_cursor: str | None = None
 
 
+class JobTotals(_Model):
+    total: int = 0
+    by_status: dict[str, int] = Field(default_factory=dict)
+    tokens_charged: int = 0
+
+
 class UserBalance(_Model):
     user_id: str
     balance: int
     reserved: int
     available: int
+    free_quota_left: int | None = None
+    free_quota_per_day: int | None = None
+    jobs: JobTotals | None = None  # in `get_user` answers (from the job read-model)
+
+
+class Upload(_Model):
+    key: str
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    expires_at: datetime | None = None
+
+
+class Model(_Model):
+    name: str
+    enabled: bool = True
+    max_outputs: int | None = None
+    display_name: str | None = None
+    capabilities: list[str] = Field(default_factory=list)
+    tokens_per_output: int | None = None
+
+
+class GrantResult(_Model):
+    user_id: str
+    transfer_id: str | None = None
+    balance: int | None = None
+    available: int | None = None
+
+
+class AuditEntry(_Model):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    app_id: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    request_id: str | None = None
+
+
+class AuditPage(_Model):
+    entries: list[AuditEntry] = Field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class Key(_Model):
+    id: str
+    prefix: str = ""
+    revoked_at: datetime | None = None
 
 
 class App(_Model):
@@ -71,9 +130,21 @@ class App(_Model):
     slug: str
     plan: str
     enabled: bool
+    webhook_url: str | None = None
+    welcome_grant: int = 0
+    rate_limit_per_minute: int | None = None
+    user_rate_limit_per_minute: int | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    keys: list[Key] = Field(default_factory=list)
 
 
 class CreatedApp(_Model):
     app: App
     api_key: str
+    key: Key | None = None
     webhook_secret: str
+
+
+class CreatedKey(_Model):
+    api_key: str
+    key: Key
