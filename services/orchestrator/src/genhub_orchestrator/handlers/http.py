@@ -195,6 +195,12 @@ async def stats(
     return await catalog.stats(uow, since_hours)
 
 
+@router.get("/worker")
+async def worker_view(request: Request) -> dict[str, Any]:
+    """This process's lease identity and load (which replica runs what)."""
+    return _worker(request).describe()
+
+
 @router.get("/apps/{app_id}/runs/{job_id}")
 async def get_run(app_id: UUID, job_id: UUID, uow: UowDep) -> dict[str, Any]:
     return await catalog.get_run(uow, app_id, job_id)

@@ -289,6 +289,7 @@ async def get_run(uow: UnitOfWork, app_id: UUID, job_id: UUID) -> dict[str, Any]
         "provider": run.provider,
         "attempts": run.attempts,
         "claims": run.claims,
+        "worker": str(run.lease_owner) if run.lease_owner else None,
         "cancel_requested": run.cancel_requested,
         "prompt": run.spec["input"]["prompt"],
         "enhanced_prompt": run.enhanced_prompt,

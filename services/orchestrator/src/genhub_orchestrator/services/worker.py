@@ -202,6 +202,9 @@ class RunWorker:
         if event is not None:
             event.set()
 
+    def describe(self) -> dict[str, Any]:
+        return {"owner": str(self.owner), "in_flight": len(self._tasks)}
+
     def invalidate_catalog(self) -> None:
         self._catalog = None
 

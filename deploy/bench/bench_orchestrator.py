@@ -1,0 +1,172 @@
+"""Dispatch overhead of one orchestrator process: tokens.reserved → job.generated, mock at 0 ms.
+
+    uv run --no-sync python deploy/bench/bench_orchestrator.py [--jobs 3000] [--apps 300]
+        [--concurrency 64] [--enqueue-batch 1]
+
+What runs is the orchestrator's own code against the real PostgreSQL (database
+`genhub_orchestrator_test`, or ORCHESTRATOR_TEST_DATABASE_URL, migrated to head; it refuses any
+database not ending in `_test` and empties the run tables first):
+- the Kafka handler's use case `enqueue_run` for each `tokens.reserved` (one transaction per
+  event with the inbox check, as the consumer does; `--enqueue-batch N` puts N events in one);
+- the real `RunWorker` loop: claim under the claim lock with per-app plan limits, tier-aware
+  routing from the catalog, the built-in mock provider at 0 ms (64x64 images), staging into an
+  in-memory store, the final transaction with the attempt log and `job.generated` in the outbox.
+Kafka and MinIO are left out: the outbox relay's publishing and the S3 upload are not part of
+the dispatch overhead being measured. Apps are on the enterprise plan (10 running each).
+
+Latency per job: `runs.finished_at - runs.created_at` (the enqueue transaction's start to the
+transaction that wrote job.generated), p50/p99 over all jobs. Throughput: jobs / wall time
+from the first enqueue to the last job.generated.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from uuid import uuid4
+
+from genhub_contracts import TokensReserved
+from genhub_contracts.events import TokensReservedPayload
+from genhub_orchestrator.adapters.providers import ProviderRegistry
+from genhub_orchestrator.adapters.providers.mock import MockProvider
+from genhub_orchestrator.cli import MIGRATIONS_DIR
+from genhub_orchestrator.services.runs import enqueue_run
+from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
+from genhub_platform.db import make_session_factory
+from genhub_platform.migrations import upgrade_to_head
+from genhub_platform.uow import UnitOfWork
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+DEFAULT_URL = "postgresql+asyncpg://{u}:{p}@{h}:{port}/genhub_orchestrator_test".format(
+    u=os.environ.get("PGUSER", "genhub"),
+    p=os.environ.get("PGPASSWORD", "genhub"),
+    h=os.environ.get("PGHOST", "127.0.0.1"),
+    port=os.environ.get("PGPORT", "5432"),
+)
+
+
+class MemoryStaging:
+    bucket = "bench"
+
+    def __init__(self) -> None:
+        self.objects = 0
+
+    async def ensure_bucket(self) -> None:
+        return None
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects += 1
+
+    async def delete(self, key: str) -> None:
+        return None
+
+
+def reserved(app_id: object, i: int) -> TokensReserved:
+    spec = {
+        "user_id": f"u{i % 50}",
+        "model": "mock",
+        "plan": "enterprise",
+        "cache": False,  # every job goes to the provider: the dispatch path is measured
+        "input": {"prompt": f"bench job {i}", "seed": i, "width": 64, "height": 64},
+    }
+    return TokensReserved.new(
+        app_id=app_id,  # type: ignore[arg-type]
+        job_id=uuid4(),
+        payload=TokensReservedPayload.model_validate(
+            {"spec": spec, "hold_id": str(uuid4()), "amount": 10}
+        ),
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main(args: argparse.Namespace) -> int:
+    url = os.environ.get("ORCHESTRATOR_TEST_DATABASE_URL", DEFAULT_URL)
+    if not url.rsplit("/", 1)[-1].endswith("_test"):
+        print("refusing: the benchmark database must end in _test", file=sys.stderr)
+        return 2
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, url)
+    engine = create_async_engine(url, pool_size=20, max_overflow=10)
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE runs, attempts, outbox, processed_events CASCADE"))
+    sessions = make_session_factory(engine)
+
+    def uow() -> UnitOfWork:
+        return UnitOfWork(sessions, on_commit=lambda: None)
+
+    registry = ProviderRegistry(env={}, overrides={"mock": MockProvider(latency_ms=0)})
+    options = WorkerOptions(
+        max_concurrency=args.concurrency, poll_interval_s=0.05, catalog_ttl_s=5.0
+    )
+    worker = RunWorker(uow, MemoryStaging(), registry, options)
+    apps = [uuid4() for _ in range(args.apps)]
+    events = [reserved(apps[i % len(apps)], i) for i in range(args.jobs)]
+
+    async def produce() -> None:
+        for start in range(0, len(events), args.enqueue_batch):
+            async with uow() as unit:
+                for event in events[start : start + args.enqueue_batch]:
+                    await unit.first_delivery("orchestrator.enqueue_run", event.event_id)
+                    await enqueue_run(unit, event)
+                await unit.commit()
+            worker.wake()
+
+    started = time.perf_counter()
+    loop = asyncio.create_task(worker.run_forever())
+    await produce()
+    enqueued_s = time.perf_counter() - started
+    while True:
+        async with engine.connect() as conn:
+            left = await conn.scalar(
+                text("SELECT count(*) FROM runs WHERE status IN ('queued', 'running')")
+            )
+        if not left:
+            break
+        await asyncio.sleep(0.05)
+    wall = time.perf_counter() - started
+    loop.cancel()
+    await asyncio.gather(loop, return_exceptions=True)
+
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT status, extract(epoch FROM finished_at - created_at) * 1000 FROM runs")
+            )
+        ).all()
+        generated = await conn.scalar(
+            text("SELECT count(*) FROM outbox WHERE topic = 'job.generated'")
+        )
+    await engine.dispose()
+    latencies = [float(r[1]) for r in rows if r[0] == "generated"]
+    bad = [r[0] for r in rows if r[0] != "generated"]
+    print(
+        f"jobs {args.jobs}  apps {args.apps}  worker concurrency {args.concurrency}  "
+        f"enqueue batch {args.enqueue_batch}"
+    )
+    print(f"enqueue (handler use case) {args.jobs / enqueued_s:,.0f} events/s")
+    print(
+        f"dispatch end to end        {len(latencies) / wall:,.0f} jobs/s "
+        f"({len(latencies)} generated, {generated} job.generated in the outbox, "
+        f"{len(bad)} other: {sorted(set(bad))})"
+    )
+    if latencies:
+        print(
+            f"tokens.reserved → job.generated: p50 {statistics.median(latencies):.1f} ms  "
+            f"p95 {pct(latencies, 0.95):.1f} ms  p99 {pct(latencies, 0.99):.1f} ms"
+        )
+    return 0 if not bad else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--apps", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--enqueue-batch", type=int, default=1)
+    sys.exit(asyncio.run(main(parser.parse_args())))
