@@ -289,3 +289,22 @@ async def test_adjustments_and_expiring_grants(client: httpx.AsyncClient, app_id
     assert [(e["kind"], e["balance_change"]) for e in entries] == [
         ("adjustment", -10), ("bonus", 30)
     ]  # fmt: skip
+
+
+async def test_a_budget_lowered_under_the_spend_is_announced_once(
+    client: httpx.AsyncClient, app_id: UUID, sql: Any, outbox: Any
+) -> None:
+    await sql(
+        "INSERT INTO app_spend (app_id, period, spent_usd)"
+        " VALUES (:a, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), 9)",
+        a=app_id,
+    )
+    url = f"/internal/apps/{app_id}/settings"
+    r = await client.put(url, json={"monthly_budget_usd": 10})
+    assert r.json()["budget_levels_reached"] == ["soft"]
+    await client.put(url, json={"monthly_budget_usd": 5})
+    await client.put(url, json={"monthly_budget_usd": 4})  # already announced: nothing new
+    alerts = [e for e in await outbox() if e.type == "budget.exceeded"]
+    assert [(a.app_id, a.payload.level, a.payload.budget_usd) for a in alerts] == [
+        (app_id, "soft", "10.0000"), (app_id, "hard", "5.0000")
+    ]  # fmt: skip

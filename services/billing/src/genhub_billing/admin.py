@@ -10,6 +10,7 @@ from genhub_contracts import Plan
 from genhub_platform.errors import ApiError
 from genhub_platform.uow import UnitOfWork
 
+from genhub_billing import services
 from genhub_billing.adapters.config_repo import ConfigRepo
 from genhub_billing.adapters.ledger_repo import LedgerRepo
 from genhub_billing.adapters.tables import AppSettings, PlanRow, Price
@@ -33,7 +34,12 @@ async def update_settings(uow: UnitOfWork, app_id: UUID, changes: dict[str, Any]
     if "plan" in changes and changes["plan"] is None:
         raise ApiError(422, "invalid_settings", "plan cannot be null")
     settings = await ConfigRepo(uow.session).upsert_settings(app_id, changes)
-    return await _view(uow, settings)
+    view = await _view(uow, settings)
+    # A lowered budget may already be exceeded: announce it now, not at the next job's cost.
+    await services.announce_budget_levels(
+        uow, LedgerRepo(uow.session), app_id, view.spent_usd, view.period
+    )
+    return view
 
 
 async def _view(uow: UnitOfWork, settings: AppSettings) -> SettingsView:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -293,16 +294,24 @@ async def _count_provider_cost(uow: UnitOfWork, repo: LedgerRepo, event: JobComp
     spent, period = await repo.add_job_cost(event.job_id, event.app_id, cost)
     if spent is None:
         return  # this job's cost was already counted
-    settings = await repo.app_settings(event.app_id)
+    await announce_budget_levels(uow, repo, event.app_id, spent, period)
+
+
+async def announce_budget_levels(
+    uow: UnitOfWork, repo: LedgerRepo, app_id: UUID, spent: Decimal, period: str
+) -> None:
+    """Publish `budget.exceeded` for each level `spent` reaches, once per app, month, level
+    (after a job's cost is counted, and after the app's budget settings change)."""
+    settings = await repo.app_settings(app_id)
     if settings is None or settings.monthly_budget_usd is None:
         return
     rule = budget.Budget(settings.monthly_budget_usd, settings.soft_cap_ratio)
     for level in rule.levels_reached(spent):
-        if await repo.first_budget_alert(event.app_id, period, level):
-            log.warning("app %s reached its %s budget cap for %s", event.app_id, level, period)
+        if await repo.first_budget_alert(app_id, period, level):
+            log.warning("app %s reached its %s budget cap for %s", app_id, level, period)
             uow.publish(
                 BudgetExceeded.new(
-                    app_id=event.app_id,
+                    app_id=app_id,
                     payload=BudgetExceededPayload(
                         level=level,
                         spent_usd=str(spent),
