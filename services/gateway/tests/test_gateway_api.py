@@ -223,3 +223,34 @@ async def test_openapi_documents_the_public_and_admin_api(http: httpx.AsyncClien
     for path in ("/v1/generate", "/v1/jobs/{job_id}", "/v1/users/{external_id}", "/admin/apps"):
         assert path in spec["paths"]
     assert (await http.get("/docs")).status_code == 200
+
+
+async def test_every_operation_has_examples_in_openapi_3_1(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    assert spec["openapi"].startswith("3.1")
+    missing = []
+    for path, operations in spec["paths"].items():
+        if not path.startswith(("/v1/", "/admin/")):
+            continue
+        for method, op in operations.items():
+            responses = op["responses"]
+            success = [s for s in responses if s.startswith("2") or s == "302"]
+            documented = (
+                any(
+                    "example" in c
+                    for s in success
+                    for c in responses[s].get("content", {}).values()
+                )
+                or "302" in responses
+            )
+            for media, content in op.get("requestBody", {}).get("content", {}).items():
+                if "json" in media and "example" not in content:
+                    documented = False
+            errors_are_problems = all(
+                "application/problem+json" in responses[s].get("content", {})
+                for s in responses
+                if s.startswith(("4", "5"))
+            )
+            if not (documented and errors_are_problems and "401" in responses):
+                missing.append(f"{method.upper()} {path}")
+    assert missing == []

@@ -125,7 +125,8 @@ async def test_welcome_grant_is_applied_once_per_user_through_billing(
     await http.patch(
         f"/admin/apps/{created['app']['id']}", headers=ADMIN, json={"welcome_grant": 0}
     )
-    await http.get("/v1/users/early", headers={"X-API-Key": key})
+    early = {"X-API-Key": key, "X-User-ID": "early"}
+    assert (await http.post("/v1/generate", headers=early, json=BODY)).status_code == 202
     await http.patch(
         f"/admin/apps/{created['app']['id']}", headers=ADMIN, json={"welcome_grant": 9}
     )

@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
-from genhub_gateway import services
+from genhub_gateway import openapi_examples, services
 from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore, admin_token_loader, db_loader
 from genhub_gateway.adapters.ratelimit import RateLimiter
@@ -83,4 +83,5 @@ def create_app(
         return settings.max_body_bytes
 
     app.add_middleware(GatewayMiddleware, limit_for=body_limit)
+    openapi_examples.install(app)
     return app

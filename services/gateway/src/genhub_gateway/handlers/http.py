@@ -182,7 +182,7 @@ async def generate(
     try:
         await services.check_model(gateway.catalog, body)
         await _check_urls(gateway, caller, body)
-        await _first_use(runtime, gateway, caller, user_id, request_id)
+        await first_use(runtime, gateway, caller, user_id, request_id)
         job = await services.submit_job(uow, gateway.catalog, caller, user_id, body)
         accepted = JobAccepted(job_id=job.job_id, status=JobStatus(job.status))
         if claim is not None:
@@ -206,7 +206,7 @@ async def generate(
     )
 
 
-async def _first_use(
+async def first_use(
     runtime: Runtime, gateway: Gateway, caller: KeyOwner, user_id: str, request_id: str
 ) -> None:
     """Create the end user (and apply the welcome grant) the first time the app names them."""
@@ -314,9 +314,10 @@ async def get_user(
     request_id: RequestIdDep,
 ) -> UserOut:
     """The end user's balance, reserved tokens and free quota (from billing) and job totals
-    (from the gateway's read-model). A user the app names for the first time is created."""
+    (from the gateway's read-model). Users are per app and created on first use: an id this
+    app never named is a new, empty account (another app's user of that id is invisible)."""
     user_id = path_user_id(external_id)
-    await _first_use(runtime, gateway, caller, user_id, request_id)
+    await first_use(runtime, gateway, caller, user_id, request_id)
     body = await gateway.upstreams.billing.balance(caller.app_id, user_id)
     totals = await JobRepository(uow.session).user_totals(caller.app_id, user_id)
     jobs = JobTotalsOut(
@@ -354,7 +355,7 @@ async def grant_tokens(
                 headers={"Idempotent-Replayed": "true"},
             )
     try:
-        await _first_use(runtime, gateway, caller, user_id, request_id)
+        await first_use(runtime, gateway, caller, user_id, request_id)
         # Billing dedupes grants by the key as well, so a retry after a lost answer is safe.
         body = await gateway.upstreams.billing.grant(
             caller.app_id, user_id, grant.amount, grant.reason, billing_key(idempotency_key)

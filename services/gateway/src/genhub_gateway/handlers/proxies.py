@@ -17,7 +17,13 @@ from genhub_gateway.adapters.repositories import JobRepository
 from genhub_gateway.domain import idempotency as idem
 from genhub_gateway.domain.uploads import InvalidUpload, read_upload
 from genhub_gateway.handlers.deps import AppDep, GatewayDep, RequestIdDep, path_user_id
-from genhub_gateway.handlers.http import IdempotencyKey, billing_key, claim_key, release_key
+from genhub_gateway.handlers.http import (
+    IdempotencyKey,
+    billing_key,
+    claim_key,
+    first_use,
+    release_key,
+)
 from genhub_gateway.schemas import (
     BatchGrantOut,
     BatchGrantRequest,
@@ -310,6 +316,8 @@ async def grant_tokens_batch(
     # The app's key (namespaced) also lets billing dedupe a retry after a lost answer.
     key = billing_key(idempotency_key)
     try:
+        for user_id in dict.fromkeys(g["user_id"] for g in grants):
+            await first_use(runtime, gateway, caller, user_id, request_id)
         answer = await gateway.upstreams.billing.grant_batch(caller.app_id, grants, key)
         results = answer.get("results")
         if not isinstance(results, list):
@@ -346,6 +354,7 @@ async def get_ledger(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    """The end user's token history (grants, holds, charges, refunds), newest first."""
+    """The end user's token history (grants, holds, charges, refunds), newest first; empty
+    for an id this app never named."""
     user_id = path_user_id(external_id)
     return await gateway.upstreams.billing.ledger(caller.app_id, user_id, limit, cursor)
