@@ -1449,7 +1449,10 @@ async def test_one_endpoint_never_holds_more_than_its_share_of_slots(
     # 4 slots, 2 per endpoint: the slow backlog can never take the fast endpoint's turn.
     await make_dispatcher(sessions, clock, receiver, max_in_flight=4, per_endpoint=2).drain()
     assert len(fast_seen) == 3 and in_flight["peak"] == 2
-    assert {e["status"] for e in await log_for(sessions, app)} == {"delivered"}
+    entries = await log_for(sessions, app)
+    assert {e["status"] for e in entries} == {"delivered"}, [
+        (e["status"], e["attempt_count"], e["next_attempt_at"], e["last_error"]) for e in entries
+    ]
 
 
 async def test_a_deleted_endpoints_pending_delivery_fails_without_a_request(

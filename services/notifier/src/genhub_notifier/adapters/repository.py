@@ -170,6 +170,36 @@ async def insert_settlement(session: AsyncSession, **values: Any) -> None:
     await session.exec(insert(JobSettlement).values(**values).on_conflict_do_nothing())
 
 
+async def subscriptions_for(
+    session: AsyncSession, job_ids: list[UUID]
+) -> Sequence[JobSubscription]:
+    """Callers match (app_id, job_id): a job id alone never crosses tenants."""
+    if not job_ids:
+        return []
+    return (
+        await session.exec(select(JobSubscription).where(col(JobSubscription.job_id).in_(job_ids)))
+    ).all()
+
+
+async def settlements_for(session: AsyncSession, job_ids: list[UUID]) -> Sequence[JobSettlement]:
+    """Callers match (app_id, job_id)."""
+    if not job_ids:
+        return []
+    return (
+        await session.exec(select(JobSettlement).where(col(JobSettlement.job_id).in_(job_ids)))
+    ).all()
+
+
+async def enabled_endpoints(session: AsyncSession, app_ids: list[UUID]) -> Sequence[Endpoint]:
+    return (
+        await session.exec(
+            select(Endpoint)
+            .where(col(Endpoint.app_id).in_(app_ids), col(Endpoint.enabled).is_(True))
+            .order_by(col(Endpoint.created_at), col(Endpoint.id))
+        )
+    ).all()
+
+
 async def get_settlement(session: AsyncSession, app_id: UUID, job_id: UUID) -> JobSettlement | None:
     result = await session.exec(
         select(JobSettlement).where(JobSettlement.job_id == job_id, JobSettlement.app_id == app_id)
@@ -180,12 +210,14 @@ async def get_settlement(session: AsyncSession, app_id: UUID, job_id: UUID) -> J
 # --- messages -----------------------------------------------------------------------------------
 
 
-async def insert_message(session: AsyncSession, **values: Any) -> bool:
-    """False when the message exists already (a replayed event)."""
+async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    """The ids actually inserted (an existing id is a replayed event: left alone)."""
+    if not rows:
+        return set()
     result = await session.exec(
-        insert(Message).values(**values).on_conflict_do_nothing().returning(col(Message.id))
+        insert(Message).values(rows).on_conflict_do_nothing().returning(col(Message.id))
     )
-    return result.first() is not None
+    return {row[0] for row in result.all()}
 
 
 async def get_message(session: AsyncSession, app_id: UUID, message_id: str) -> Message | None:
@@ -280,7 +312,12 @@ async def claim_due(
     query = (
         select(Delivery)
         .join(due, due.c.id == col(Delivery.id))
-        .where(due.c.rank <= target_limit)
+        .where(
+            due.c.rank <= target_limit,
+            # Repeated so the outer scan also uses the partial due index, not the whole table.
+            col(Delivery.status) == DeliveryStatus.PENDING,
+            col(Delivery.next_attempt_at) <= now,
+        )
         .order_by(col(Delivery.next_attempt_at))
         .limit(limit)
         .with_for_update(of=Delivery, skip_locked=True)  # type: ignore[arg-type]
@@ -336,6 +373,59 @@ async def finish_claim(
         .values(**values)
     )
     return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    delivery_id: str
+    token: UUID
+    transition: Transition
+    attempt_count: int | None = None
+    last_error: str | None = None
+    target_url: str | None = None
+
+
+_FINISH_MANY = text(
+    """
+    UPDATE deliveries AS d SET
+        status = v.status,
+        next_attempt_at = v.next_at,
+        claim_token = NULL,
+        updated_at = :now,
+        last_error = v.err,
+        attempt_count = COALESCE(v.cnt, d.attempt_count),
+        target_url = COALESCE(v.url, d.target_url),
+        delivered_at = CASE WHEN v.status = 'delivered' THEN :now ELSE d.delivered_at END
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:tokens AS uuid[]), CAST(:statuses AS text[]),
+        CAST(:next_at AS timestamptz[]), CAST(:errs AS text[]), CAST(:cnts AS int[]),
+        CAST(:urls AS text[])
+    ) AS v(id, token, status, next_at, err, cnt, url)
+    WHERE d.id = v.id AND d.claim_token = v.token
+    RETURNING d.id
+    """
+)
+
+
+async def finish_claims(
+    session: AsyncSession, results: Sequence[ClaimResult], now: datetime
+) -> set[str]:
+    """`finish_claim` for many deliveries in one statement; the ids whose lease was still
+    ours (the others were taken over and are left alone)."""
+    if not results:
+        return set()
+    params = {
+        "now": now,
+        "ids": [r.delivery_id for r in results],
+        "tokens": [r.token for r in results],
+        "statuses": [r.transition.status.value for r in results],
+        "next_at": [r.transition.next_attempt_at for r in results],
+        "errs": [r.last_error for r in results],
+        "cnts": [r.attempt_count for r in results],
+        "urls": [r.target_url for r in results],
+    }
+    result = await session.exec(_FINISH_MANY, params=params)  # type: ignore[call-overload]
+    return {row[0] for row in result.all()}
 
 
 async def release_claims(session: AsyncSession, token: UUID, ids: list[str], now: datetime) -> None:
@@ -409,6 +499,43 @@ async def get_delivery(
     if for_update:
         query = query.with_for_update()
     return (await session.exec(query)).first()
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    """The rows a batch of claimed deliveries needs to be sent, keyed by id."""
+
+    messages: dict[str, Message]
+    endpoints: dict[UUID, Endpoint]
+    app_secrets: dict[UUID, SigningSecret]
+
+
+async def delivery_context(session: AsyncSession, rows: Sequence[Delivery]) -> DeliveryContext:
+    """Messages, endpoints and app secrets of the claimed deliveries (the dispatcher matches
+    each on the delivery's own app_id)."""
+    message_ids = list({r.message_id for r in rows})
+    endpoint_ids = list({r.endpoint_id for r in rows if r.endpoint_id is not None})
+    override_apps = list({r.app_id for r in rows if r.endpoint_id is None})
+    messages = (await session.exec(select(Message).where(col(Message.id).in_(message_ids)))).all()
+    endpoints = (
+        (await session.exec(select(Endpoint).where(col(Endpoint.id).in_(endpoint_ids)))).all()
+        if endpoint_ids
+        else []
+    )
+    secrets = (
+        (
+            await session.exec(
+                select(SigningSecret).where(col(SigningSecret.app_id).in_(override_apps))
+            )
+        ).all()
+        if override_apps
+        else []
+    )
+    return DeliveryContext(
+        messages={m.id: m for m in messages},
+        endpoints={e.id: e for e in endpoints},
+        app_secrets={s.app_id: s for s in secrets},
+    )
 
 
 def _replay_values(now: datetime) -> dict[str, Any]:

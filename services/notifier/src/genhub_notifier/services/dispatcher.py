@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from genhub_platform.db import SessionFactory
 from genhub_platform.netguard.guard import ResolutionFailed, UrlGuard, UrlRefused
@@ -65,6 +65,17 @@ class _RetryLater(Exception):
 SecretSource = Endpoint | SigningSecret
 
 
+@dataclass
+class _Result:
+    """One finished send waiting for the writer."""
+
+    claim: "repo.ClaimResult"
+    attempt: DeliveryAttempt | None
+    endpoint: Endpoint | None
+    decision: Decision | None
+    done: "asyncio.Future[bool]"
+
+
 @dataclass(frozen=True)
 class DispatchConfig:
     schedule: RetrySchedule
@@ -102,6 +113,9 @@ class Dispatcher:
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
         self._per_target: dict[str, int] = {}
         self._wakeup = asyncio.Event()
+        self._results: list[_Result] = []
+        self._finished_count = 0
+        self._writer: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """New or replayed work is due (a NOTIFY from any replica, or this process)."""
@@ -111,6 +125,7 @@ class Dispatcher:
         try:
             while True:
                 self._wakeup.clear()
+                finished = self._finished_count
                 try:
                     await self._resolve_waiting()
                     claimed = await self._fill_slots()
@@ -119,7 +134,9 @@ class Dispatcher:
                 except Exception:
                     log.exception("claiming deliveries failed; retrying")
                     claimed = 0
-                if claimed == 0 or len(self._in_flight) >= self._config.max_in_flight:
+                if len(self._in_flight) >= self._config.max_in_flight or (
+                    claimed == 0 and finished == self._finished_count
+                ):
                     await self._idle()
         except asyncio.CancelledError:
             await self._shutdown()
@@ -141,12 +158,13 @@ class Dispatcher:
         """Fan out and send everything due now (tests and one-off runs); returns rows handled."""
         handled = 0
         while True:
+            finished = self._finished_count  # sends that end during the claim free slots too
             resolved = await self._resolve_waiting()
             claimed = await self._fill_slots()
             handled += claimed
             if self._in_flight:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-            elif not claimed and not resolved:
+            elif not claimed and not resolved and finished == self._finished_count:
                 return handled
 
     async def aclose(self) -> None:
@@ -176,14 +194,18 @@ class Dispatcher:
                 per_target=self._per_target,
                 target_limit=self._config.max_in_flight_per_endpoint,
             )
+            # What the sends need, for the whole batch at once (no read per delivery).
+            context = await repo.delivery_context(session, rows) if rows else None
         for row in rows:
+            assert context is not None
             self._per_target[row.target_key] = self._per_target.get(row.target_key, 0) + 1
-            task = asyncio.create_task(self._process(row))
+            task = asyncio.create_task(self._process(row, context))
             self._in_flight[task] = row
             task.add_done_callback(self._finished)
         return len(rows)
 
     def _finished(self, task: "asyncio.Task[None]") -> None:
+        self._finished_count += 1
         row = self._in_flight.pop(task)
         left = self._per_target.get(row.target_key, 1) - 1
         if left > 0:
@@ -196,6 +218,9 @@ class Dispatcher:
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
         if ids:
             with contextlib.suppress(Exception):
                 async with self._sessions() as session, session.begin():
@@ -203,31 +228,31 @@ class Dispatcher:
         with contextlib.suppress(Exception):
             await self.aclose()
 
-    async def _process(self, delivery: Delivery) -> None:
+    async def _process(self, delivery: Delivery, context: "repo.DeliveryContext") -> None:
         try:
-            await self._process_unguarded(delivery)
+            await self._process_unguarded(delivery, context)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The lease runs out and the row is retried; the receiver dedupes on webhook-id.
             log.exception("delivery %s failed unexpectedly", delivery.id)
 
-    async def _process_unguarded(self, delivery: Delivery) -> None:
-        app_id = delivery.app_id
+    async def _process_unguarded(self, delivery: Delivery, context: "repo.DeliveryContext") -> None:
+        message = context.messages.get(delivery.message_id)
+        if message is None or message.app_id != delivery.app_id:
+            raise RuntimeError(f"delivery {delivery.id} has no message")
         endpoint: Endpoint | None = None
         app_secret: SigningSecret | None = None
-        async with self._sessions() as session:
-            message = await repo.get_message(session, app_id, delivery.message_id)
-            if delivery.endpoint_id is not None:
-                endpoint = await repo.get_endpoint(session, app_id, delivery.endpoint_id)
-            else:
-                app_secret = await repo.get_secret(session, app_id)
-        if message is None:
-            raise RuntimeError(f"delivery {delivery.id} has no message")
-        if delivery.endpoint_id is not None and (endpoint is None or not endpoint.enabled):
-            gone = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
-            await self._save(delivery, Transition(DeliveryStatus.FAILED, None), last_error=gone)
-            return
+        if delivery.endpoint_id is not None:
+            endpoint = context.endpoints.get(delivery.endpoint_id)
+            if endpoint is not None and endpoint.app_id != delivery.app_id:
+                endpoint = None  # never another tenant's endpoint
+            if endpoint is None or not endpoint.enabled:
+                gone = "endpoint_deleted" if endpoint is None else "endpoint_disabled"
+                await self._save(delivery, Transition(DeliveryStatus.FAILED, None), last_error=gone)
+                return
+        else:
+            app_secret = context.app_secrets.get(delivery.app_id)
         url = endpoint.url if endpoint is not None else delivery.target_url or ""
         await self._attempt(delivery, message, url, endpoint or app_secret, endpoint)
 
@@ -368,23 +393,26 @@ class Dispatcher:
         endpoint: Endpoint | None = None,
         decision: Decision | None = None,
     ) -> None:
-        now = self._clock()
-        token: UUID = delivery.claim_token or self._token
-        async with self._sessions() as session, session.begin():
-            if attempt is not None:
-                repo.add_attempt(session, attempt)
-            kept = await repo.finish_claim(
-                session,
+        """Queue the outcome for the writer, which records everything finished meanwhile in
+        one transaction (one commit for many sends instead of one each)."""
+        result = _Result(
+            repo.ClaimResult(
                 delivery.id,
-                token,
+                delivery.claim_token or self._token,
                 step,
-                now,
-                attempt_count=attempt_count,
-                last_error=last_error,
-                target_url=url,
-            )
-            if kept and endpoint is not None and decision is not None:
-                await self._endpoint_health(session, endpoint, decision, now)
+                attempt_count,
+                last_error,
+                url,
+            ),
+            attempt,
+            endpoint,
+            decision,
+            asyncio.get_running_loop().create_future(),
+        )
+        self._results.append(result)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_results())
+        kept = await result.done
         if not kept:
             log.warning("lease on delivery %s expired before it finished", delivery.id)
             return
@@ -396,6 +424,32 @@ class Dispatcher:
                 "delivery exhausted its schedule; dead-lettered",
                 extra={"delivery_id": delivery.id, "app_id": str(delivery.app_id)},
             )
+
+    async def _write_results(self) -> None:
+        while self._results:
+            batch, self._results = self._results, []
+            try:
+                kept = await self._write(batch)
+            except Exception as exc:  # each waiter logs it; the leases run out and retry
+                for r in batch:
+                    if not r.done.done():
+                        r.done.set_exception(exc)
+                continue
+            for r in batch:
+                if not r.done.done():
+                    r.done.set_result(r.claim.delivery_id in kept)
+
+    async def _write(self, batch: list["_Result"]) -> set[str]:
+        now = self._clock()
+        async with self._sessions() as session, session.begin():
+            for r in batch:
+                if r.attempt is not None:
+                    repo.add_attempt(session, r.attempt)
+            kept = await repo.finish_claims(session, [r.claim for r in batch], now)
+            for r in batch:
+                if r.claim.delivery_id in kept and r.endpoint and r.decision:
+                    await self._endpoint_health(session, r.endpoint, r.decision, now)
+        return kept
 
     async def _endpoint_health(
         self, session: AsyncSession, endpoint: Endpoint, decision: Decision, now: datetime

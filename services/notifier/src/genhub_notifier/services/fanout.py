@@ -1,19 +1,27 @@
-"""Turn a message into deliveries once the facts it needs are known (one per target)."""
+"""Turn messages into deliveries once the facts they need are known (one per target).
+
+`plan()` decides for one message from the facts at hand; `record_messages()` does it for a
+whole Kafka batch with a handful of set-based statements, `resolve()` for one waiting message.
+"""
 
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_notifier.adapters import repository as repo
-from genhub_notifier.adapters.tables import Endpoint, Message
+from genhub_notifier.adapters.tables import Endpoint, JobSettlement, JobSubscription, Message
 from genhub_notifier.domain.body import iso8601
 from genhub_notifier.domain.delivery import (
     DeliveryStatus,
     EndpointRef,
     MessageStatus,
+    Target,
     WebhookEventType,
     delivery_id,
     disabled_message_id,
@@ -32,41 +40,57 @@ class FanoutConfig:
     first_attempt_delay: timedelta = timedelta(0)
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    id: str
+    app_id: UUID
+    job_id: UUID | None
+    event_type: WebhookEventType
+    event_data: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: MessageStatus
+    next_check_at: datetime | None
+    data: dict[str, Any]
+    targets: list[Target]
+
+
 def endpoint_ref(e: Endpoint) -> EndpointRef:
     return EndpointRef(
         e.id, e.url, tuple(e.event_types) if e.event_types is not None else None, e.enabled
     )
 
 
-async def resolve(
-    session: AsyncSession, message: Message, config: FanoutConfig, now: datetime
-) -> MessageStatus:
-    """Fan the message out if it is ready (deliveries due now, dispatchers woken at commit),
-    or record when to look again. The caller holds the message row (new or locked)."""
-    event_type = WebhookEventType(message.event_type)
-    subscription = settlement = None
-    if event_type.is_job_event and message.job_id is not None:
-        subscription = await repo.get_subscription(session, message.app_id, message.job_id)
-        if event_type.needs_settlement:
-            settlement = await repo.get_settlement(session, message.app_id, message.job_id)
+def plan(
+    event_type: WebhookEventType,
+    event_data: dict[str, Any],
+    created_at: datetime,
+    subscription: JobSubscription | None,
+    settlement: JobSettlement | None,
+    endpoints: Sequence[Endpoint],
+    config: FanoutConfig,
+    now: datetime,
+) -> Plan:
+    """What happens to a message given what is known now (no I/O)."""
     readiness = message_readiness(
         event_type=event_type,
         subscription_known=subscription is not None,
         settled=settlement is not None,
-        created_at=message.created_at,
+        created_at=created_at,
         now=now,
         subscription_wait=config.subscription_wait,
         settlement_wait=config.settlement_wait,
         recheck=config.recheck,
     )
+    data = dict(event_data)
     if readiness.status is MessageStatus.WAITING:
-        await repo.set_message(session, message.id, readiness.status, readiness.next_check_at)
-        return readiness.status
-    data: dict[str, Any] = dict(message.event_data)
+        return Plan(readiness.status, readiness.next_check_at, data, [])
     if readiness.status is MessageStatus.NO_ENDPOINT:
         data["no_endpoint_reason"] = readiness.reason
-        await repo.set_message(session, message.id, readiness.status, None, data)
-        return readiness.status
+        return Plan(readiness.status, None, data, [])
     if subscription is not None:  # snapshot: the body no longer depends on other rows
         data.update(
             user_id=data.get("user_id") or subscription.user_id,
@@ -76,71 +100,134 @@ async def resolve(
         )
     if settlement is not None:
         data.update(tokens_charged=settlement.charged, tokens_refunded=settlement.refunded)
-    endpoints = [endpoint_ref(e) for e in await repo.list_endpoints(session, message.app_id)]
-    chosen = targets(event_type, subscription.webhook_url if subscription else None, endpoints)
+    override = subscription.webhook_url if subscription is not None else None
+    chosen = targets(event_type, override, [endpoint_ref(e) for e in endpoints])
     if not chosen:
         data["no_endpoint_reason"] = "no job webhook_url and no enabled endpoint for this type"
-        await repo.set_message(session, message.id, MessageStatus.NO_ENDPOINT, None, data)
-        return MessageStatus.NO_ENDPOINT
-    first_attempt = now + config.first_attempt_delay
-    await repo.insert_deliveries(
+        return Plan(MessageStatus.NO_ENDPOINT, None, data, [])
+    return Plan(MessageStatus.DISPATCHED, None, data, chosen)
+
+
+def _delivery_rows(
+    message_id: str,
+    app_id: UUID,
+    job_id: UUID | None,
+    event_type: WebhookEventType,
+    chosen: list[Target],
+    config: FanoutConfig,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": delivery_id(message_id, t.key),
+            "message_id": message_id,
+            "app_id": app_id,
+            "job_id": job_id,
+            "endpoint_id": t.endpoint_id,
+            "target_key": t.key,
+            "event_type": event_type.value,
+            "status": DeliveryStatus.PENDING.value,
+            "target_url": t.url,
+            "next_attempt_at": now + config.first_attempt_delay,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for t in chosen
+    ]
+
+
+async def resolve(
+    session: AsyncSession, message: Message, config: FanoutConfig, now: datetime
+) -> MessageStatus:
+    """Re-plan one waiting message (the caller holds its row lock)."""
+    event_type = WebhookEventType(message.event_type)
+    subscription = settlement = None
+    if event_type.is_job_event and message.job_id is not None:
+        subscription = await repo.get_subscription(session, message.app_id, message.job_id)
+        if event_type.needs_settlement:
+            settlement = await repo.get_settlement(session, message.app_id, message.job_id)
+    endpoints = await repo.enabled_endpoints(session, [message.app_id])
+    result = plan(
+        event_type,
+        message.event_data,
+        message.created_at,
+        subscription,
+        settlement,
+        endpoints,
+        config,
+        now,
+    )
+    rows = _delivery_rows(
+        message.id, message.app_id, message.job_id, event_type, result.targets, config, now
+    )
+    await repo.insert_deliveries(session, rows)
+    await repo.set_message(session, message.id, result.status, result.next_check_at, result.data)
+    if rows:
+        await repo.notify_due(session)
+    return result.status
+
+
+async def record_messages(
+    session: AsyncSession, config: FanoutConfig, items: list[NewMessage], now: datetime
+) -> int:
+    """Insert new messages (idempotent by id) already planned, and their deliveries. A few
+    statements for the whole batch; returns how many messages were new."""
+    items = list({m.id: m for m in reversed(items)}.values())[::-1]  # first of each id
+    if not items:
+        return 0
+    job_keys = {(m.app_id, m.job_id) for m in items if m.job_id is not None}
+    job_ids = [job for _, job in job_keys]
+    subscriptions = {
+        (s.app_id, s.job_id): s for s in await repo.subscriptions_for(session, job_ids)
+    }
+    settlements = {(s.app_id, s.job_id): s for s in await repo.settlements_for(session, job_ids)}
+    endpoints: dict[UUID, list[Endpoint]] = defaultdict(list)
+    for e in await repo.enabled_endpoints(session, list({m.app_id for m in items})):
+        endpoints[e.app_id].append(e)
+
+    planned = [
+        (
+            m,
+            plan(
+                m.event_type,
+                m.event_data,
+                now,
+                subscriptions.get((m.app_id, m.job_id)),
+                settlements.get((m.app_id, m.job_id)),
+                endpoints[m.app_id],
+                config,
+                now,
+            ),
+        )
+        for m in items
+    ]
+    created = await repo.insert_messages(
         session,
         [
             {
-                "id": delivery_id(message.id, t.key),
-                "message_id": message.id,
-                "app_id": message.app_id,
-                "job_id": message.job_id,
-                "endpoint_id": t.endpoint_id,
-                "target_key": t.key,
-                "event_type": event_type.value,
-                "status": DeliveryStatus.PENDING.value,
-                "target_url": t.url,
-                "next_attempt_at": first_attempt,
+                "id": m.id,
+                "app_id": m.app_id,
+                "job_id": m.job_id,
+                "event_type": m.event_type.value,
+                "status": p.status.value,
+                "event_data": p.data,
+                "next_check_at": p.next_check_at,
+                "occurred_at": m.occurred_at,
                 "created_at": now,
-                "updated_at": now,
             }
-            for t in chosen
+            for m, p in planned
         ],
     )
-    await repo.set_message(session, message.id, MessageStatus.DISPATCHED, None, data)
-    await repo.notify_due(session)
-    log.info(
-        "message dispatched",
-        extra={"message_id": message.id, "type": event_type.value, "deliveries": len(chosen)},
-    )
-    return MessageStatus.DISPATCHED
-
-
-async def record_message(
-    session: AsyncSession,
-    config: FanoutConfig,
-    *,
-    message_id: str,
-    app_id: Any,
-    job_id: Any,
-    event_type: WebhookEventType,
-    event_data: dict[str, Any],
-    occurred_at: datetime,
-    now: datetime,
-) -> bool:
-    """Insert the message (idempotent by id) and fan it out if it is ready; False if it
-    existed (a replayed event changes nothing)."""
-    values: dict[str, Any] = {
-        "id": message_id,
-        "app_id": app_id,
-        "job_id": job_id,
-        "event_type": event_type.value,
-        "status": MessageStatus.WAITING.value,
-        "event_data": event_data,
-        "next_check_at": now,
-        "occurred_at": occurred_at,
-        "created_at": now,
-    }
-    created = await repo.insert_message(session, **values)
-    if created:  # this transaction inserted (and so holds) the row
-        await resolve(session, Message(**values), config, now)
-    return created
+    rows = [
+        row
+        for m, p in planned
+        if m.id in created
+        for row in _delivery_rows(m.id, m.app_id, m.job_id, m.event_type, p.targets, config, now)
+    ]
+    await repo.insert_deliveries(session, rows)
+    if rows:
+        await repo.notify_due(session)
+    return len(created)
 
 
 async def announce_disabled(
@@ -149,19 +236,23 @@ async def announce_disabled(
     """`endpoint.disabled` to the app's other endpoints (the disabled one is excluded: it is
     disabled)."""
     disabled_at = endpoint.disabled_at or now
-    await record_message(
+    await record_messages(
         session,
         config,
-        message_id=disabled_message_id(endpoint.id, disabled_at),
-        app_id=endpoint.app_id,
-        job_id=None,
-        event_type=WebhookEventType.ENDPOINT_DISABLED,
-        event_data={
-            "endpoint_id": str(endpoint.id),
-            "url": endpoint.url,
-            "reason": endpoint.disabled_reason,
-            "disabled_at": iso8601(disabled_at),
-        },
-        occurred_at=disabled_at,
-        now=now,
+        [
+            NewMessage(
+                id=disabled_message_id(endpoint.id, disabled_at),
+                app_id=endpoint.app_id,
+                job_id=None,
+                event_type=WebhookEventType.ENDPOINT_DISABLED,
+                event_data={
+                    "endpoint_id": str(endpoint.id),
+                    "url": endpoint.url,
+                    "reason": endpoint.disabled_reason,
+                    "disabled_at": iso8601(disabled_at),
+                },
+                occurred_at=disabled_at,
+            )
+        ],
+        now,
     )
