@@ -332,8 +332,10 @@ async def allocate(make_uow: Any, limit: int = 100) -> int:
 async def test_plans_are_allocated_once_per_period_across_replicas_and_restarts(
     saga: Any, sql: Any, make_uow: Any
 ) -> None:
-    await settings(sql, saga.app_id, plan="basic")
+    await settings(sql, saga.app_id, plan="basic", monthly_allocations=True)
     await sql("UPDATE plans SET monthly_tokens = 700 WHERE plan = 'pro'")
+    other = type(saga)(saga.make_uow, UUID(int=99))  # an app that did not opt in: no tokens
+    await other.reserve(other.requested("zed", plan=Plan.ENTERPRISE))
     # A user's tier is the plan of their latest job (JobSpec.plan, "free" by default); a user
     # billing knows only from a grant falls back to the app's plan.
     await saga.reserve(
@@ -346,6 +348,7 @@ async def test_plans_are_allocated_once_per_period_across_replicas_and_restarts(
     assert sum(done) == 6
     assert await allocate(make_uow) == 0  # restart: nothing left for this period
     assert await sql("SELECT count(*) FROM plan_allocations") == [(9,)]
+    assert await other.funds("zed") == (0, 0)
     rows = await sql(
         "SELECT a.user_id, t.amount FROM transfers t JOIN accounts a"
         " ON a.id = t.credit_account_id WHERE t.kind = 'plan_allocation'"

@@ -206,7 +206,8 @@ async def test_settings_round_trip_and_balance_shows_the_free_quota(
     assert (r.json()["plan"], r.json()["free_daily_quota"], r.json()["monthly_budget_usd"]) == (
         "free", 0, None
     )  # fmt: skip
-    body = {"plan": "pro", "free_daily_quota": 3, "monthly_budget_usd": 12.5, "soft_cap_ratio": 0.9}
+    body = {"plan": "pro", "free_daily_quota": 3, "monthly_budget_usd": 12.5, "soft_cap_ratio": 0.9,
+            "monthly_allocations": True}  # fmt: skip
     r = await client.put(f"/internal/apps/{app_id}/settings", json=body)
     assert r.status_code == 200
     got = r.json()

@@ -95,6 +95,7 @@ class SettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plan: Plan | None = None
+    monthly_allocations: bool | None = Field(default=None, strict=True)
     free_daily_quota: int | None = Field(default=None, ge=0, le=10_000, strict=True)
     low_balance_threshold: int | None = Field(default=None, ge=0, le=MAX_AMOUNT, strict=True)
     monthly_budget_usd: Decimal | None = Field(default=None, ge=0, le=10**9, decimal_places=4)
@@ -105,6 +106,7 @@ class SettingsIn(BaseModel):
 class SettingsOut(BaseModel):
     app_id: UUID
     plan: str
+    monthly_allocations: bool
     free_daily_quota: int
     low_balance_threshold: int
     monthly_budget_usd: float | None
@@ -292,6 +294,7 @@ def _settings_out(view: admin.SettingsView) -> SettingsOut:
     return SettingsOut(
         app_id=s.app_id,
         plan=s.plan,
+        monthly_allocations=s.monthly_allocations,
         free_daily_quota=s.free_daily_quota,
         low_balance_threshold=s.low_balance_threshold,
         monthly_budget_usd=None if s.monthly_budget_usd is None else float(s.monthly_budget_usd),
