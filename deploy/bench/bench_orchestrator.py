@@ -6,8 +6,8 @@
 What runs is the orchestrator's own code against the real PostgreSQL (database
 `genhub_orchestrator_test`, or ORCHESTRATOR_TEST_DATABASE_URL, migrated to head; it refuses any
 database not ending in `_test` and empties the run tables first):
-- the Kafka handler's use case `enqueue_run` for each `tokens.reserved` (one transaction per
-  event with the inbox check, as the consumer does; `--enqueue-batch N` puts N events in one);
+- the Kafka batch handler's use case `enqueue_runs` for `tokens.reserved`, `--enqueue-batch`
+  events per transaction with the bulk inbox check, as the platform's batch consumer does;
 - the real `RunWorker` loop: claim under the claim lock with per-app plan limits, tier-aware
   routing from the catalog, the built-in mock provider at 0 ms (64x64 images), staging into an
   in-memory store, the final transaction with the attempt log and `job.generated` in the outbox.
@@ -32,9 +32,10 @@ from genhub_contracts.events import TokensReservedPayload
 from genhub_orchestrator.adapters.providers import ProviderRegistry
 from genhub_orchestrator.adapters.providers.mock import MockProvider
 from genhub_orchestrator.cli import MIGRATIONS_DIR
-from genhub_orchestrator.services.runs import enqueue_run
+from genhub_orchestrator.services.runs import enqueue_runs
 from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
 from genhub_platform.db import make_session_factory
+from genhub_platform.kafka import record_first_deliveries
 from genhub_platform.migrations import upgrade_to_head
 from genhub_platform.uow import UnitOfWork
 from sqlalchemy import text
@@ -109,13 +110,18 @@ async def main(args: argparse.Namespace) -> int:
     events = [reserved(apps[i % len(apps)], i) for i in range(args.jobs)]
 
     async def produce() -> None:
+        # What the platform's batch consumer does per poll: one bulk inbox check, the
+        # handler's use case for the fresh events, one commit, then the worker's wake-up.
         for start in range(0, len(events), args.enqueue_batch):
+            batch = events[start : start + args.enqueue_batch]
             async with uow() as unit:
-                for event in events[start : start + args.enqueue_batch]:
-                    await unit.first_delivery("orchestrator.enqueue_run", event.event_id)
-                    await enqueue_run(unit, event)
+                fresh = await record_first_deliveries(
+                    unit.session, "orchestrator.enqueue_run", (e.event_id for e in batch)
+                )
+                await enqueue_runs(unit, [e for e in batch if e.event_id in fresh])
                 await unit.commit()
             worker.wake()
+            await asyncio.sleep(0)
 
     started = time.perf_counter()
     loop = asyncio.create_task(worker.run_forever())
@@ -167,6 +173,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--apps", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--enqueue-batch", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--enqueue-batch", type=int, default=100)
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from genhub_contracts import ErrorInfo
-from sqlalchemy import func, select, text, update
+from sqlalchemy import String, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,6 +45,16 @@ class AttemptRecord:
     model: str = ""
     provider_task_id: str | None = None
     cost_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class FinishRecord:
+    job_id: UUID
+    status: RunStatus
+    error: ErrorInfo | None
+    provider: str | None
+    add_attempts: int
+    cost_usd: Decimal
 
 
 @dataclass(frozen=True)
@@ -269,6 +279,42 @@ class RunRepository:
         """Serialise the handlers of one job (enqueue vs. an early cancel) until commit."""
         await self._exec(select(func.pg_advisory_xact_lock(func.hashtextextended(str(job_id), 0))))
 
+    async def lock_jobs(self, job_ids: Sequence[UUID]) -> None:
+        """`lock_job` for many jobs in one statement (sorted: two batches never deadlock)."""
+        keys = sorted(str(j) for j in job_ids)
+        if keys:
+            await self._exec(
+                text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                    "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k"
+                ).bindparams(keys=keys)
+            )
+
+    async def pending_cancels(self, pairs: Sequence[tuple[UUID, UUID]]) -> set[tuple[UUID, UUID]]:
+        if not pairs:
+            return set()
+        stmt = select(col(CancelRequest.job_id), col(CancelRequest.app_id)).where(
+            col(CancelRequest.job_id).in_([job for job, _ in pairs])
+        )
+        found = {(job, app) for job, app in (await self._exec(stmt)).all()}
+        return found & set(pairs)
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> set[UUID]:
+        """Insert the runs (column dicts) whose job has none yet; the job ids inserted.
+
+        Core executemany with RETURNING (batched into multi-row INSERTs by SQLAlchemy, the
+        statement compiled once and cached) rather than one ORM object per run."""
+        if not rows:
+            return set()
+        stmt = (
+            insert(Run.__table__)  # type: ignore[attr-defined]
+            .on_conflict_do_nothing(index_elements=["job_id"])
+            .returning(Run.__table__.c.job_id)  # type: ignore[attr-defined]
+        )
+        connection = await self._session.connection()
+        result = await connection.execute(stmt, list(rows))
+        return set(result.scalars().all())
+
     async def insert(self, run: Run) -> bool:
         """Insert unless the job already has a run; True when this call inserted it."""
         values = run.model_dump(exclude={"created_at", "updated_at"})
@@ -421,6 +467,87 @@ class RunRepository:
             .with_for_update()
         )
         return (await self._exec(stmt)).scalars().first()  # type: ignore[no-any-return]
+
+    async def lock_owned_many(
+        self, job_ids: Sequence[UUID], owner: UUID
+    ) -> dict[UUID, tuple[bool, int]]:
+        """`lock_owned` for many runs: job id → (cancel flag, attempts so far)."""
+        if not job_ids:
+            return {}
+        stmt = (
+            select(col(Run.job_id), col(Run.cancel_requested), col(Run.attempts))
+            .where(
+                col(Run.job_id).in_(list(job_ids)),
+                col(Run.status) == RunStatus.RUNNING,
+                col(Run.lease_owner) == owner,
+            )
+            .order_by(col(Run.job_id))
+            .with_for_update()
+        )
+        return {job: (bool(flag), int(n)) for job, flag, n in (await self._exec(stmt)).all()}
+
+    async def finish_many(self, records: Sequence[FinishRecord]) -> None:
+        """Final status of runs this worker holds (locked by `lock_owned_many`): one executemany."""
+        if not records:
+            return
+        runs = Run.__table__  # type: ignore[attr-defined]
+        stmt = (
+            update(runs)
+            .where(runs.c.job_id == bindparam("b_job_id"), runs.c.status == RunStatus.RUNNING.value)
+            .values(
+                status=bindparam("b_status"),
+                error_code=bindparam("b_error_code"),
+                error_message=bindparam("b_error_message"),
+                provider=func.coalesce(bindparam("b_provider", type_=String), runs.c.provider),
+                attempts=runs.c.attempts + bindparam("b_add"),
+                cost_usd=bindparam("b_cost"),
+                lease_owner=None,
+                lease_until=None,
+                finished_at=func.now(),
+                updated_at=func.now(),
+            )
+        )
+        params = [
+            {
+                "b_job_id": r.job_id,
+                "b_status": r.status.value,
+                "b_error_code": r.error.code.value if r.error else None,
+                "b_error_message": r.error.message if r.error else None,
+                "b_provider": r.provider,
+                "b_add": r.add_attempts,
+                "b_cost": r.cost_usd,
+            }
+            for r in records
+        ]
+        connection = await self._session.connection()
+        await connection.execute(stmt, params)
+
+    async def add_attempts_many(
+        self, rows: Sequence[tuple[UUID, UUID, int, "AttemptRecord"]]
+    ) -> None:
+        if not rows:
+            return
+        connection = await self._session.connection()
+        await connection.execute(
+            insert(Attempt.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "job_id": job_id,
+                    "app_id": app_id,
+                    "claim": claim,
+                    "model": r.model,
+                    "provider": r.provider,
+                    "provider_model_id": r.provider_model_id,
+                    "provider_task_id": r.provider_task_id,
+                    "cost_usd": r.cost_usd,
+                    "latency_ms": r.latency_ms,
+                    "outcome": r.outcome,
+                    "error_code": r.error.code.value if r.error else None,
+                    "error_message": r.error.message if r.error else None,
+                }
+                for job_id, app_id, claim, r in rows
+            ],
+        )
 
     async def finish(
         self,

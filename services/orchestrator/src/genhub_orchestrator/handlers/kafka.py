@@ -7,7 +7,7 @@ from genhub_platform.uow import UnitOfWork
 from genhub_orchestrator.domain.runs import CancelAction
 from genhub_orchestrator.services.runs import (
     after_commit,
-    enqueue_run,
+    enqueue_runs,
     learn_cache,
     request_cancel,
     squeeze_budget,
@@ -16,10 +16,12 @@ from genhub_orchestrator.services.worker import RunWorker
 
 
 def register(runtime: Runtime, worker: RunWorker) -> None:
-    @runtime.consumer.on(TokensReserved, name="enqueue_run")
-    async def on_tokens_reserved(event: TokensReserved, uow: UnitOfWork) -> None:
-        if await enqueue_run(uow, event):
-            after_commit(uow, worker.wake)
+    # Batches: one transaction for whatever arrived within a few milliseconds.
+    @runtime.consumer.on_batch(
+        TokensReserved, name="enqueue_run", max_records=500, timeout_ms=5, after_commit=worker.wake
+    )
+    async def on_tokens_reserved(events: list[TokensReserved], uow: UnitOfWork) -> None:
+        await enqueue_runs(uow, events)
 
     @runtime.consumer.on(JobCancelRequested, name="cancel_run")
     async def on_cancel_requested(event: JobCancelRequested, uow: UnitOfWork) -> None:

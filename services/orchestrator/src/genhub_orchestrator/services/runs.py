@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from genhub_contracts import (
@@ -23,7 +24,6 @@ from genhub_orchestrator.adapters.repositories import (
     CatalogRepository,
     RunRepository,
 )
-from genhub_orchestrator.adapters.tables import Run
 from genhub_orchestrator.domain.cache import cache_key
 from genhub_orchestrator.domain.routing import squeeze_until
 from genhub_orchestrator.domain.runs import (
@@ -72,55 +72,85 @@ def job_completed(
     )
 
 
+def _run_row(event: TokensReserved, *, cancelled_early: bool) -> dict[str, Any]:
+    """The run's columns (every column named: one executemany shape for the whole batch)."""
+    assert event.job_id is not None
+    spec = event.payload.spec
+    return dict(
+        plan=spec.plan.value,
+        cache_key=run_cache_key(spec),
+        job_id=event.job_id,
+        app_id=event.app_id,
+        user_id=spec.user_id,
+        model=spec.model,
+        spec=spec.model_dump(mode="json"),
+        hold_id=event.payload.hold_id,
+        hold_amount=event.payload.amount,
+        priority=spec.priority,
+        status=RunStatus.CANCELLED if cancelled_early else RunStatus.QUEUED,
+        cancel_requested=cancelled_early,
+        error_code=CANCELLED_ERROR.code.value if cancelled_early else None,
+        error_message=CANCELLED_ERROR.message if cancelled_early else None,
+        finished_at=datetime.now(UTC) if cancelled_early else None,
+        attempts=0,
+        claims=0,
+        lease_owner=None,
+        lease_until=None,
+        provider=None,
+        started_at=None,
+        enhanced_prompt=None,
+        cache_hit=False,
+        cost_usd=0,
+    )
+
+
+def _cancelled_at_once(uow: UnitOfWork, event: TokensReserved) -> None:
+    assert event.job_id is not None
+    spec = event.payload.spec
+    uow.publish(
+        job_completed(
+            app_id=event.app_id,
+            job_id=event.job_id,
+            user_id=spec.user_id,
+            status=JobStatus.CANCELLED,
+            requested_outputs=spec.input.num_outputs,
+            error=CANCELLED_ERROR,
+        )
+    )
+    RUNS_FINISHED.labels(RunStatus.CANCELLED.value).inc()
+
+
 async def enqueue_run(uow: UnitOfWork, event: TokensReserved) -> bool:
     """Record the reserved job as a queued run. Idempotent on the job id.
 
     A cancel that overtook this event (another topic) left a tombstone: the run is then
     recorded as cancelled and the job ends at once, so billing voids the hold.
     """
-    if event.job_id is None:
+    return bool(await enqueue_runs(uow, [event]))
+
+
+async def enqueue_runs(uow: UnitOfWork, events: list[TokensReserved]) -> int:
+    """`enqueue_run` for a batch in a few statements: lock the jobs (against a concurrent
+    cancel), look up early cancels, insert the runs (ON CONFLICT DO NOTHING). Returns how many
+    runs were queued."""
+    if any(e.job_id is None for e in events):
         raise ValueError("tokens.reserved without a job_id")
-    job_id, app_id, spec = event.job_id, event.app_id, event.payload.spec
+    events = list({e.job_id: e for e in events}.values())  # a batch may repeat a job
     repo = RunRepository(uow.session)
-    await repo.lock_job(job_id)
-    cancelled_early = await repo.pending_cancel(job_id, app_id) is not None
-    inserted = await repo.insert(
-        Run(
-            plan=spec.plan.value,
-            cache_key=run_cache_key(spec),
-            job_id=job_id,
-            app_id=app_id,
-            user_id=spec.user_id,
-            model=spec.model,
-            spec=spec.model_dump(mode="json"),
-            hold_id=event.payload.hold_id,
-            hold_amount=event.payload.amount,
-            priority=spec.priority,
-            status=RunStatus.CANCELLED if cancelled_early else RunStatus.QUEUED,
-            cancel_requested=cancelled_early,
-            error_code=CANCELLED_ERROR.code.value if cancelled_early else None,
-            error_message=CANCELLED_ERROR.message if cancelled_early else None,
-            finished_at=datetime.now(UTC) if cancelled_early else None,
-        )
-    )
-    if not inserted:
-        log.info("run for job %s already recorded", job_id)
-        return False
-    if cancelled_early:
-        uow.publish(
-            job_completed(
-                app_id=app_id,
-                job_id=job_id,
-                user_id=spec.user_id,
-                status=JobStatus.CANCELLED,
-                requested_outputs=spec.input.num_outputs,
-                error=CANCELLED_ERROR,
-            )
-        )
-        RUNS_FINISHED.labels(RunStatus.CANCELLED.value).inc()
-        return False
-    RUNS_ENQUEUED.inc()
-    return True
+    await repo.lock_jobs([e.job_id for e in events if e.job_id])
+    early = await repo.pending_cancels([(e.job_id, e.app_id) for e in events if e.job_id])
+    rows = [_run_row(e, cancelled_early=(e.job_id, e.app_id) in early) for e in events]
+    inserted = await repo.insert_many(rows)
+    queued = 0
+    for event, row in zip(events, rows, strict=True):
+        if row["job_id"] not in inserted:
+            log.info("run for job %s already recorded", row["job_id"])
+        elif row["cancel_requested"]:
+            _cancelled_at_once(uow, event)
+        else:
+            queued += 1
+    RUNS_ENQUEUED.inc(queued)
+    return queued
 
 
 def run_cache_key(spec: JobSpec) -> str | None:

@@ -32,6 +32,7 @@ from uuid import UUID, uuid4
 from genhub_contracts import (
     ErrorCode,
     ErrorInfo,
+    JobCompleted,
     JobGenerated,
     JobSpec,
     JobStarted,
@@ -49,6 +50,7 @@ from genhub_orchestrator.adapters.repositories import (
     CacheRepository,
     CatalogRepository,
     CatalogSnapshot,
+    FinishRecord,
     ProviderInfo,
     RunRepository,
 )
@@ -71,7 +73,13 @@ from genhub_orchestrator.domain.routing import (
     final_error,
     order_routes,
 )
-from genhub_orchestrator.domain.runs import CANCELLED_ERROR, RunStatus, settle, should_give_up
+from genhub_orchestrator.domain.runs import (
+    CANCELLED_ERROR,
+    Outcome,
+    RunStatus,
+    settle,
+    should_give_up,
+)
 from genhub_orchestrator.domain.scheduling import pick
 from genhub_orchestrator.domain.sizing import InvalidSize, image_size
 from genhub_orchestrator.domain.staging import staging_key
@@ -124,6 +132,17 @@ class Execution:
     cost_usd: Decimal = Decimal(0)
     failures: list[AttemptFailure] = field(default_factory=list)
     attempts: list[AttemptRecord] = field(default_factory=list)
+
+
+FINISH_BATCH = 256
+
+
+@dataclass
+class _Finished:
+    run: ClaimedRun
+    execution: Execution
+    staged: list[StagedOutput]
+    result: "asyncio.Future[RunStatus | None]"
 
 
 class Interrupt(Enum):
@@ -191,6 +210,8 @@ class RunWorker:
         self._caps: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._cache_lookups = 0
         self._cache_hits = 0
+        self._finished: list[_Finished] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """A run was committed: claim now instead of at the next poll."""
@@ -678,64 +699,112 @@ class RunWorker:
     async def _finalize(
         self, run: ClaimedRun, execution: Execution, staged: list[StagedOutput]
     ) -> None:
-        spec = run.spec
+        """Hand the result to the batched writer and wait for its transaction."""
+        item = _Finished(run, execution, staged, asyncio.get_running_loop().create_future())
+        self._finished.append(item)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_finished())
+        status = await item.result
+        if status is not None:
+            RUNS_FINISHED.labels(status.value).inc()
+        if status is RunStatus.CANCELLED and staged:
+            await self._discard(staged)
+
+    async def _flush_finished(self) -> None:
+        """Write finished runs, many per transaction, until none are waiting.
+
+        Under load the results of many runs gather while a transaction is in flight and go
+        into the next one together: a handful of statements per batch instead of per run.
+        """
+        while self._finished:
+            await asyncio.sleep(0)  # let runs finishing in this loop iteration join the batch
+            batch, self._finished = self._finished[:FINISH_BATCH], self._finished[FINISH_BATCH:]
+            try:
+                statuses = await self._write_finished(batch)
+            except Exception as exc:  # the runs stay running: their lease runs out, retried
+                for item in batch:
+                    if not item.result.done():
+                        item.result.set_exception(exc)
+                continue
+            for item, status in zip(batch, statuses, strict=True):
+                if not item.result.done():
+                    item.result.set_result(status)
+
+    async def _write_finished(self, batch: list["_Finished"]) -> list[RunStatus | None]:
         async with self._uow() as uow:
             repo = RunRepository(uow.session)
-            row = await repo.lock_owned(run.job_id, self.owner)
-            if row is None:
-                log.warning("run %s is no longer ours; dropping its result", run.job_id)
-                return
-            outcome = settle(
-                cancel_requested=row.cancel_requested,
-                generated=bool(staged),
-                error=None if staged else final_error(execution.failures),
-            )
-            attempts = row.attempts + len(execution.attempts)
-            await repo.add_attempts(run.job_id, run.app_id, run.claim, execution.attempts)
-            cost = execution.cost_usd if outcome.status is RunStatus.GENERATED else Decimal(0)
-            if not await repo.finish(
-                run.job_id,
-                outcome.status,
-                error=outcome.error,
-                provider=execution.provider,
-                add_attempts=len(execution.attempts),
-                cost_usd=cost,
-            ):
-                return
-            if outcome.status is RunStatus.GENERATED:
-                uow.publish(
-                    JobGenerated.new(
-                        app_id=run.app_id,
-                        job_id=run.job_id,
-                        payload=JobGeneratedPayload(
-                            user_id=spec.user_id,
-                            provider=execution.provider or "",
-                            model=spec.model,
-                            requested_outputs=spec.input.num_outputs,
-                            output_format=spec.input.output_format.value,
-                            staged=staged,
-                            attempts=attempts,
-                            provider_cost_usd=str(cost),
-                        ),
+            owned = await repo.lock_owned_many([i.run.job_id for i in batch], self.owner)
+            statuses: list[RunStatus | None] = []
+            finishes: list[FinishRecord] = []
+            attempt_rows: list[tuple[UUID, UUID, int, AttemptRecord]] = []
+            for item in batch:
+                run, execution, staged = item.run, item.execution, item.staged
+                state = owned.get(run.job_id)
+                if state is None:
+                    log.warning("run %s is no longer ours; dropping its result", run.job_id)
+                    statuses.append(None)
+                    continue
+                cancel_requested, previous_attempts = state
+                outcome = settle(
+                    cancel_requested=cancel_requested,
+                    generated=bool(staged),
+                    error=None if staged else final_error(execution.failures),
+                )
+                attempts = previous_attempts + len(execution.attempts)
+                cost = execution.cost_usd if outcome.status is RunStatus.GENERATED else Decimal(0)
+                attempt_rows += [(run.job_id, run.app_id, run.claim, a) for a in execution.attempts]
+                finishes.append(
+                    FinishRecord(
+                        run.job_id,
+                        outcome.status,
+                        outcome.error,
+                        execution.provider,
+                        len(execution.attempts),
+                        cost,
                     )
                 )
-            else:
-                uow.publish(
-                    job_completed(
-                        app_id=run.app_id,
-                        job_id=run.job_id,
-                        user_id=spec.user_id,
-                        status=JobStatus(outcome.status.value),
-                        requested_outputs=spec.input.num_outputs,
-                        error=outcome.error,
-                        provider=execution.provider,
-                        attempts=attempts,
-                    )
-                )
+                uow.publish(self._final_event(run, execution, staged, outcome, attempts, cost))
+                statuses.append(outcome.status)
+            await repo.add_attempts_many(attempt_rows)
+            await repo.finish_many(finishes)
             await uow.commit()
-        RUNS_FINISHED.labels(outcome.status.value).inc()
-        if outcome.status is RunStatus.CANCELLED and staged:
-            await self._discard(staged)
+        return statuses
+
+    @staticmethod
+    def _final_event(
+        run: ClaimedRun,
+        execution: Execution,
+        staged: list[StagedOutput],
+        outcome: Outcome,
+        attempts: int,
+        cost: Decimal,
+    ) -> JobGenerated | JobCompleted:
+        spec = run.spec
+        if outcome.status is RunStatus.GENERATED:
+            return JobGenerated.new(
+                app_id=run.app_id,
+                job_id=run.job_id,
+                payload=JobGeneratedPayload(
+                    user_id=spec.user_id,
+                    provider=execution.provider or "",
+                    model=spec.model,
+                    requested_outputs=spec.input.num_outputs,
+                    output_format=spec.input.output_format.value,
+                    staged=staged,
+                    attempts=attempts,
+                    provider_cost_usd=str(cost),
+                ),
+            )
+        return job_completed(
+            app_id=run.app_id,
+            job_id=run.job_id,
+            user_id=spec.user_id,
+            status=JobStatus(outcome.status.value),
+            requested_outputs=spec.input.num_outputs,
+            error=outcome.error,
+            provider=execution.provider,
+            attempts=attempts,
+        )
 
     async def _discard(self, staged: list[StagedOutput]) -> None:
         """Best effort: a cancelled job's staged output is never used."""
