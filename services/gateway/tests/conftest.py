@@ -168,6 +168,7 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         yield client
     await app.state.gateway.upstreams.http.aclose()
+    await app.state.gateway.pool.close()
     await app.state.runtime.engine.dispose()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from genhub_gateway.adapters.pgpool import PgPool
 from genhub_gateway.adapters.ratelimit import RateLimiter
 from genhub_gateway.domain import ratelimit as rl
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -48,11 +49,11 @@ def test_request_limits_name_the_user_only_when_given() -> None:
 
 @pytest.fixture
 async def limiters(migrated_db: str) -> Any:
-    """Two limiters on two engines (two connection pools), as two replicas would have."""
-    engines = [create_async_engine(migrated_db, pool_size=10) for _ in range(2)]
-    yield [RateLimiter(e) for e in engines]
-    for e in engines:
-        await e.dispose()
+    """Two limiters on two connection pools, as two replicas would have."""
+    pools = [PgPool(migrated_db, max_size=10) for _ in range(2)]
+    yield [RateLimiter(p) for p in pools]
+    for p in pools:
+        await p.close()
 
 
 async def test_concurrent_hits_from_two_pools_admit_exactly_the_quota(limiters: Any) -> None:

@@ -8,8 +8,10 @@ from fastapi import FastAPI
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
 from genhub_gateway import openapi_examples, services
+from genhub_gateway.adapters.accept import JobAcceptor
 from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore, admin_token_loader, db_loader
+from genhub_gateway.adapters.pgpool import PgPool
 from genhub_gateway.adapters.ratelimit import RateLimiter
 from genhub_gateway.adapters.upstream import Upstreams
 from genhub_gateway.adapters.urls import UrlChecker
@@ -30,8 +32,10 @@ def build_gateway(
         timeout_s=settings.upstream_timeout_s,
         transport=transport,
     )
+    pool = PgPool(settings.async_database_url, max_size=settings.db_pool_size)
     return Gateway(
         settings=settings,
+        pool=pool,
         upstreams=upstreams,
         catalog=ModelCatalog(upstreams.orchestrator, ttl_s=settings.models_cache_ttl_s),
         prices=PriceCache(upstreams.billing, ttl_s=settings.models_cache_ttl_s),
@@ -39,7 +43,8 @@ def build_gateway(
         admin_tokens=KeyStore(
             admin_token_loader(runtime.sessions), ttl_s=settings.auth_cache_ttl_s
         ),
-        limiter=RateLimiter(runtime.engine),
+        limiter=RateLimiter(pool),
+        acceptor=JobAcceptor(pool),
         urls=UrlChecker(allow_private=settings.allow_private_urls),
     )
 
@@ -59,6 +64,7 @@ def create_app(
             await asyncio.Event().wait()
         finally:
             await gateway.upstreams.http.aclose()
+            await gateway.pool.close()
 
     async def prune_idempotency_keys() -> None:
         # Expired keys are already ignored when claimed; this only keeps the table small.

@@ -37,6 +37,7 @@ from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, IdempotencyKeyRow,
 from genhub_gateway.adapters.upstream import NotifierClient, StorageClient
 from genhub_gateway.domain import idempotency as idem
 from genhub_gateway.domain.cursor import InvalidCursor, decode_cursor, encode_cursor
+from genhub_gateway.domain.jobs import NewJob
 from genhub_gateway.domain.keys import NewKey, generate_key
 from genhub_gateway.domain.readmodel import JobProgress
 from genhub_gateway.schemas import (
@@ -206,15 +207,10 @@ async def check_model(catalog: ModelCatalog, request: GenerateRequest) -> None:
         )
 
 
-async def submit_job(
-    uow: UnitOfWork,
-    catalog: ModelCatalog,
-    caller: KeyOwner,
-    user_id: str,
-    request: GenerateRequest,
-) -> JobRow:
-    """Accept a job: the read-model row and `job.requested` go in one transaction."""
-    await check_model(catalog, request)
+def new_job(
+    caller: KeyOwner, user_id: str, request: GenerateRequest
+) -> tuple[NewJob, JobRequested]:
+    """The job's read-model row and its `job.requested` event (nothing written yet)."""
     webhook_url = request.webhook_url or caller.webhook_url
     spec = JobSpec(
         user_id=user_id,
@@ -228,22 +224,73 @@ async def submit_job(
         enhance_prompt=request.enhance_prompt,
         app=caller.options,  # a snapshot: later edits to the app do not change this job
     )
-    job = JobRow(
+    job = NewJob(
         app_id=caller.app_id,
         user_id=user_id,
         model=request.model,
         status=JobStatus.QUEUED.value,
         priority=request.priority,
         spec=spec.model_dump(mode="json"),
-        job_metadata=request.metadata,
+        metadata=request.metadata,
+    )
+    event = JobRequested.new(
+        app_id=caller.app_id, job_id=job.job_id, payload=JobRequestedPayload(spec=spec)
+    )
+    return job, event
+
+
+async def submit_job(
+    uow: UnitOfWork,
+    catalog: ModelCatalog,
+    caller: KeyOwner,
+    user_id: str,
+    request: GenerateRequest,
+) -> JobRow:
+    """Accept a job in the caller's unit of work: the read-model row and `job.requested` go
+    in one transaction (the slow path; the hot path is adapters/accept.py)."""
+    await check_model(catalog, request)
+    new, event = new_job(caller, user_id, request)
+    job = JobRow(
+        job_id=new.job_id,
+        app_id=new.app_id,
+        user_id=new.user_id,
+        model=new.model,
+        status=new.status,
+        priority=new.priority,
+        spec=new.spec,
+        job_metadata=new.metadata,
     )
     uow.session.add(job)
-    uow.publish(
-        JobRequested.new(
-            app_id=caller.app_id, job_id=job.job_id, payload=JobRequestedPayload(spec=spec)
-        )
-    )
+    uow.publish(event)
     return job
+
+
+async def recorded_answer(
+    session: AsyncSession, app_id: UUID, key: str, request_hash: str, ttl: timedelta
+) -> "Claim | None":
+    """The first answer recorded for this key and this very request, if any (read only)."""
+    stored = await IdempotencyRepository(session).get(app_id, key)
+    if stored is None:
+        return None
+    decision = idem.decide(
+        idem.StoredKey(
+            request_hash=stored.request_hash,
+            state=stored.state,
+            created_at=stored.created_at,
+            locked_until=stored.locked_until,
+        ),
+        request_hash,
+        utcnow(),
+        ttl,
+    )
+    if decision is not idem.Decision.REPLAY:
+        return None
+    return Claim(
+        key=key,
+        replay_status=stored.response_status,
+        replay_body=stored.response_body,
+        replay_job_id=stored.job_id,
+    )
 
 
 async def await_job(

@@ -8,19 +8,16 @@ buckets that did count the request give the unit back (a second statement, refus
 """
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from genhub_gateway.adapters.pgpool import PgPool
 from genhub_gateway.domain.ratelimit import Limit, Usage
 
 _EXPIRED = "c.window_start + make_interval(secs => c.window_s) <= now()"
-_RESET = "EXTRACT(EPOCH FROM (window_start + make_interval(secs => window_s) - now()))"
+_RESET = "EXTRACT(EPOCH FROM (window_start + make_interval(secs => window_s) - now()))::float8"
 
 
 def _hit_sql(n: int) -> str:
-    values = ", ".join(f"(:b{i}, now(), :w{i}, :q{i}, 1)" for i in range(n))
+    values = ", ".join(f"(${3 * i + 1}, now(), ${3 * i + 2}, ${3 * i + 3}, 1)" for i in range(n))
     # Only placeholders and fixed fragments are interpolated; values are bound parameters.
     return f"""
         INSERT INTO rate_limit_counters AS c (bucket, window_start, window_s, max_count, count)
@@ -35,21 +32,19 @@ def _hit_sql(n: int) -> str:
     """  # noqa: S608
 
 
-_HIT_SQL = {n: text(_hit_sql(n)) for n in (1, 2, 3)}
-_STATE_SQL = text(
-    f"SELECT"  # noqa: S608 (fixed fragments only)
-    f" bucket, count, {_RESET} AS reset_s FROM rate_limit_counters"
-    " WHERE bucket = ANY(:buckets)"
+_HIT_SQL = {n: _hit_sql(n) for n in (1, 2, 3)}
+_STATE_SQL = (
+    f"SELECT bucket, count, {_RESET} AS reset_s FROM rate_limit_counters"  # noqa: S608
+    " WHERE bucket = ANY($1::text[])"
 )
-_GIVE_BACK_SQL = text(
-    "UPDATE rate_limit_counters SET count = count - 1 WHERE bucket = ANY(:buckets) AND count > 0"
+_GIVE_BACK_SQL = (
+    "UPDATE rate_limit_counters SET count = count - 1 WHERE bucket = ANY($1::text[]) AND count > 0"
 )
 
 
 class RateLimiter:
-    def __init__(self, engine: AsyncEngine) -> None:
-        # Each statement is its own transaction: one round trip, locks held only meanwhile.
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    def __init__(self, pool: PgPool) -> None:
+        self._pool = pool
 
     async def hit(self, limits: Sequence[Limit]) -> list[Usage]:
         """Count one request against every limit. It is admitted when every usage is
@@ -57,29 +52,28 @@ class RateLimiter:
         if not limits:
             return []
         ordered = sorted(limits, key=lambda limit: limit.bucket)  # one lock order everywhere
-        params: dict[str, Any] = {}
-        for i, limit in enumerate(ordered):
-            params |= {f"b{i}": limit.bucket, f"w{i}": limit.window_s, f"q{i}": limit.quota}
-        sql = _HIT_SQL[len(ordered)] if len(ordered) in _HIT_SQL else text(_hit_sql(len(ordered)))
-        async with self._engine.connect() as conn:
-            counted = {row.bucket: row for row in (await conn.execute(sql, params)).all()}
+        args: list[object] = []
+        for limit in ordered:
+            args += [limit.bucket, limit.window_s, limit.quota]
+        sql = _HIT_SQL.get(len(ordered)) or _hit_sql(len(ordered))
+        async with self._pool.connection() as conn:
+            counted = {row["bucket"]: row for row in await conn.fetch(sql, *args)}
             refused = [limit.bucket for limit in ordered if limit.bucket not in counted]
             state = {}
             if refused:
-                state = {
-                    row.bucket: row
-                    for row in (await conn.execute(_STATE_SQL, {"buckets": refused})).all()
-                }
+                state = {row["bucket"]: row for row in await conn.fetch(_STATE_SQL, refused)}
                 if counted:  # not admitted: the request must not use up the others' quota
-                    await conn.execute(_GIVE_BACK_SQL, {"buckets": list(counted)})
+                    await conn.execute(_GIVE_BACK_SQL, list(counted))
         usages = []
         for limit in limits:
             row = counted.get(limit.bucket)
             if row is not None:
                 given_back = 1 if refused else 0
-                usages.append(Usage(limit, True, int(row.count) - given_back, float(row.reset_s)))
+                usages.append(
+                    Usage(limit, True, int(row["count"]) - given_back, float(row["reset_s"]))
+                )
             else:
                 known = state.get(limit.bucket)
-                reset = float(known.reset_s) if known is not None else float(limit.window_s)
+                reset = float(known["reset_s"]) if known is not None else float(limit.window_s)
                 usages.append(Usage(limit, False, limit.quota, reset))
         return usages

@@ -199,6 +199,9 @@ class IdempotencyRepository:
         )
         return result.first() is not None
 
+    async def get(self, app_id: UUID, key: str) -> IdempotencyKeyRow | None:
+        return await self.session.get(IdempotencyKeyRow, (app_id, key))
+
     async def lock(self, app_id: UUID, key: str) -> IdempotencyKeyRow | None:
         rows = await self.session.exec(
             select(IdempotencyKeyRow)

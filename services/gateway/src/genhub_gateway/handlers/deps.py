@@ -8,9 +8,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from genhub_platform.errors import ApiError
+from genhub_platform.runtime import Runtime
 
+from genhub_gateway.adapters.accept import JobAcceptor
 from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore
+from genhub_gateway.adapters.pgpool import PgPool
 from genhub_gateway.adapters.ratelimit import RateLimiter
 from genhub_gateway.adapters.repositories import AdminTokenOwner, KeyOwner
 from genhub_gateway.adapters.upstream import Upstreams
@@ -50,22 +53,32 @@ class Gateway:
     """The gateway's adapters, built once in main.create_app and kept on app.state."""
 
     settings: Settings
+    pool: PgPool
     upstreams: Upstreams
     catalog: ModelCatalog
     prices: PriceCache
     keys: KeyStore[KeyOwner]
     admin_tokens: KeyStore[AdminTokenOwner]
     limiter: RateLimiter
+    acceptor: JobAcceptor
     urls: UrlChecker
     known_users: KnownUsers = field(default_factory=KnownUsers)
 
 
-def get_gateway(request: Request) -> Gateway:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in a thread pool,
+# which costs more than everything else these do.
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
 
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 # Declared as security schemes so /docs offers an "Authorize" button for each.
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="app API key")
@@ -193,7 +206,7 @@ def path_user_id(external_id: str) -> str:
     return external_id
 
 
-def request_id(request: Request) -> str:
+async def request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", ""))
 
 

@@ -8,8 +8,9 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from genhub_contracts import JobStatus
-from genhub_platform.deps import RuntimeDep, UowDep
+from genhub_platform.deps import UowDep
 from genhub_platform.errors import ApiError
+from genhub_platform.outbox import OutboxMessage
 from genhub_platform.runtime import Runtime
 
 from genhub_gateway import audit, services
@@ -21,6 +22,7 @@ from genhub_gateway.handlers.deps import (
     Gateway,
     GatewayDep,
     RequestIdDep,
+    RuntimeDep,
     UserIdDep,
     path_user_id,
 )
@@ -157,53 +159,87 @@ async def generate(
     user_id: UserIdDep,
     gateway: GatewayDep,
     runtime: RuntimeDep,
-    uow: UowDep,
     request_id: RequestIdDep,
     idempotency_key: IdempotencyKey = None,
     prefer: PreferHeader = None,
 ) -> Response:
     """Accept a generation job for one of your end users (`X-User-ID`)."""
     wait = _prefer_wait(prefer)
-    claim: services.Claim | None = None
+    request_hash = None
     if idempotency_key is not None:
         request_hash = idem.fingerprint("POST /v1/generate", user_id, body.model_dump(mode="json"))
-        claim = await claim_key(runtime, gateway, caller, idempotency_key, request_hash)
-        if claim.is_replay:
-            headers = {"Idempotent-Replayed": "true"}
-            if claim.replay_job_id is not None:
-                headers["Location"] = f"/v1/jobs/{claim.replay_job_id}"
-                if wait is not None:
-                    return await _job_answer(
-                        runtime, gateway, caller, claim.replay_job_id, wait, headers
-                    )
-            return JSONResponse(
-                claim.replay_body, status_code=claim.replay_status or 200, headers=headers
-            )
     try:
         await services.check_model(gateway.catalog, body)
         await _check_urls(gateway, caller, body)
         await first_use(runtime, gateway, caller, user_id, request_id)
-        job = await services.submit_job(uow, gateway.catalog, caller, user_id, body)
-        accepted = JobAccepted(job_id=job.job_id, status=JobStatus(job.status))
-        if claim is not None:
-            await services.record_idempotent_response(
-                uow,
+    except ApiError:
+        if idempotency_key is None or request_hash is None:
+            raise
+        # A retry answers as the first time did, even if the request would not pass today
+        # (say the model was retired since).
+        async with runtime.sessions() as session:
+            recorded = await services.recorded_answer(
+                session,
                 caller.app_id,
-                claim,
-                status=status.HTTP_202_ACCEPTED,
-                body=accepted.model_dump(mode="json"),
-                job_id=job.job_id,
+                idempotency_key,
+                request_hash,
+                timedelta(seconds=gateway.settings.idempotency_ttl_s),
             )
-        await uow.commit()
-    except Exception:
-        await release_key(runtime, caller, claim)
-        raise
-    headers = {"Location": f"/v1/jobs/{job.job_id}"}
-    if wait is not None:
-        return await _job_answer(runtime, gateway, caller, job.job_id, wait, headers)
-    return JSONResponse(
-        accepted.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED, headers=headers
+        if recorded is None:
+            raise
+        return await _replay(runtime, gateway, caller, recorded, wait)
+
+    # Hot path: the job, its event and the key's answer in one statement (adapters/accept.py).
+    job, event = services.new_job(caller, user_id, body)
+    accepted = JobAccepted(job_id=job.job_id, status=JobStatus(job.status)).model_dump(mode="json")
+    recorded_as = (
+        (idempotency_key, request_hash, status.HTTP_202_ACCEPTED, accepted)
+        if idempotency_key is not None and request_hash is not None
+        else None
     )
+    job_id = job.job_id
+    if await gateway.acceptor.accept(job, OutboxMessage.from_event(event), idempotency=recorded_as):
+        runtime.relay.wake()
+    elif idempotency_key is not None and request_hash is not None:
+        # The app used this key before: replay, 422, 409, or take over an expired key.
+        claim = await claim_key(runtime, gateway, caller, idempotency_key, request_hash)
+        if claim.is_replay:
+            return await _replay(runtime, gateway, caller, claim, wait)
+        try:
+            async with runtime.uow() as uow:
+                row = await services.submit_job(uow, gateway.catalog, caller, user_id, body)
+                accepted = JobAccepted(job_id=row.job_id, status=JobStatus(row.status)).model_dump(
+                    mode="json"
+                )
+                await services.record_idempotent_response(
+                    uow,
+                    caller.app_id,
+                    claim,
+                    status=status.HTTP_202_ACCEPTED,
+                    body=accepted,
+                    job_id=row.job_id,
+                )
+                await uow.commit()
+            job_id = row.job_id
+        except Exception:
+            await release_key(runtime, caller, claim)
+            raise
+    headers = {"Location": f"/v1/jobs/{job_id}"}
+    if wait is not None:
+        return await _job_answer(runtime, gateway, caller, job_id, wait, headers)
+    return JSONResponse(accepted, status_code=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+async def _replay(
+    runtime: Runtime, gateway: Gateway, caller: KeyOwner, claim: services.Claim, wait: float | None
+) -> Response:
+    """The first request's answer again (with `Prefer: wait`, waiting on its job again)."""
+    headers = {"Idempotent-Replayed": "true"}
+    if claim.replay_job_id is not None:
+        headers["Location"] = f"/v1/jobs/{claim.replay_job_id}"
+        if wait is not None:
+            return await _job_answer(runtime, gateway, caller, claim.replay_job_id, wait, headers)
+    return JSONResponse(claim.replay_body, status_code=claim.replay_status or 200, headers=headers)
 
 
 async def first_use(

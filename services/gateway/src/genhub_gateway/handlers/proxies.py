@@ -9,14 +9,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
-from genhub_platform.deps import RuntimeDep, UowDep
+from genhub_platform.deps import UowDep
 from genhub_platform.errors import ApiError
 
 from genhub_gateway import audit, services
 from genhub_gateway.adapters.repositories import JobRepository
 from genhub_gateway.domain import idempotency as idem
 from genhub_gateway.domain.uploads import InvalidUpload, read_upload
-from genhub_gateway.handlers.deps import AppDep, GatewayDep, RequestIdDep, path_user_id
+from genhub_gateway.handlers.deps import (
+    AppDep,
+    GatewayDep,
+    RequestIdDep,
+    RuntimeDep,
+    path_user_id,
+)
 from genhub_gateway.handlers.http import (
     IdempotencyKey,
     billing_key,

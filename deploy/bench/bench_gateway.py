@@ -1,0 +1,180 @@
+"""Accept-path throughput and latency of one running gateway process.
+
+    make bench-gateway        # = uv run --no-sync python deploy/bench/bench_gateway.py
+    python deploy/bench/bench_gateway.py [--url http://127.0.0.1:8080] [--seconds 5]
+        [--concurrency 32] [--users 200] [--warmup 1]
+
+Every request is a real `POST /v1/generate` through the whole accept path: API-key
+authentication, the shared rate limiter (app and end-user buckets), a fresh Idempotency-Key,
+body validation, the model check, the job row + outbox row in one transaction, and the
+outbox relay's publish of `job.requested` to Kafka. The benchmark creates its own app (with
+rate limits high enough not to refuse) through the admin API (GENHUB_ADMIN_TOKEN, sourced from
+var/secrets.env by the Makefile). Its end users have no tokens, so billing rejects the jobs
+downstream: the benchmark measures acceptance, not generation.
+
+The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams (httpx
+would spend more CPU than the gateway on this shared 2-core machine). Latency is measured per
+request from write to the end of the answer; it prints requests/s, the status counts and
+p50/p95/p99.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from collections import Counter
+from urllib.parse import urlsplit
+
+import httpx
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> "Connection":
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def generate_request(host: str, api_key: str, user: str, key: str, body: bytes) -> bytes:
+    return (
+        f"POST /v1/generate HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {api_key}\r\n"
+        f"X-User-ID: {user}\r\nIdempotency-Key: {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def create_app(url: str, admin_token: str) -> str:
+    slug = f"bench-{secrets.token_hex(4)}"
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        response = await client.post(
+            "/admin/apps",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            json={
+                "name": f"Benchmark {slug}",
+                "slug": slug,
+                "plan": "pro",
+                "rate_limit_per_minute": 1_000_000,
+                "user_rate_limit_per_minute": 1_000_000,
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["api_key"])
+
+
+async def worker(
+    host: str,
+    port: int,
+    api_key: str,
+    users: list[str],
+    body: bytes,
+    stop_at: float,
+    record_from: float,
+    latencies: list[float],
+    statuses: Counter[int],
+) -> None:
+    connection = await Connection.open(host, port)
+    loop = asyncio.get_running_loop()
+    run = secrets.token_hex(4)
+    n = 0
+    try:
+        while loop.time() < stop_at:
+            n += 1
+            raw = generate_request(host, api_key, users[n % len(users)], f"{run}-{n}", body)
+            started = time.perf_counter()
+            status, _ = await connection.request(raw)
+            elapsed = time.perf_counter() - started
+            if loop.time() >= record_from:
+                latencies.append(elapsed)
+                statuses[status] += 1
+    finally:
+        connection.close()
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("GENHUB_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--users", type=int, default=200)
+    args = parser.parse_args()
+    admin_token = os.environ.get("GENHUB_ADMIN_TOKEN")
+    if not admin_token:
+        print("GENHUB_ADMIN_TOKEN is not set (source var/secrets.env)", file=sys.stderr)
+        return 2
+    target = urlsplit(args.url)
+    host, port = target.hostname or "127.0.0.1", target.port or 80
+
+    api_key = await create_app(args.url, admin_token)
+    users = [f"bench-user-{i}" for i in range(args.users)]
+    body = json.dumps(
+        {
+            "model": "mock",
+            "input": {"prompt": "a lighthouse at dusk", "num_outputs": 1},
+            "metadata": {"bench": True},
+        }
+    ).encode()
+
+    loop = asyncio.get_running_loop()
+    record_from = loop.time() + args.warmup
+    stop_at = record_from + args.seconds
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    began = time.perf_counter()
+    await asyncio.gather(
+        *(
+            worker(host, port, api_key, users, body, stop_at, record_from, latencies, statuses)
+            for _ in range(args.concurrency)
+        )
+    )
+    measured = time.perf_counter() - began - args.warmup
+    latencies.sort()
+    accepted = statuses.get(202, 0)
+    print(
+        f"gateway accept path: {args.concurrency} connections, {args.seconds:g} s measured "
+        f"(+{args.warmup:g} s warm-up), {args.users} end users, one app"
+    )
+    print(f"  requests        {len(latencies)}  statuses {dict(sorted(statuses.items()))}")
+    rate, accepted_rate = len(latencies) / measured, accepted / measured
+    print(f"  throughput      {rate:,.0f} req/s  ({accepted_rate:,.0f} accepted jobs/s)")
+    print(
+        "  latency         "
+        f"p50 {percentile(latencies, 0.50) * 1000:.1f} ms  "
+        f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms  "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  "
+        f"mean {statistics.fmean(latencies) * 1000 if latencies else float('nan'):.1f} ms"
+    )
+    return 0 if accepted == len(latencies) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
