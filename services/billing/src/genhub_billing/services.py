@@ -50,7 +50,7 @@ from genhub_billing.domain.ledger import (
     job_transfer_id,
     user_account_id,
 )
-from genhub_billing.domain.pricing import ImageSize, PriceBook, PriceEntry
+from genhub_billing.domain.pricing import ImageSize, PriceBook, PriceEntry, UnknownModelError
 from genhub_billing.domain.reconcile import ReconcileReport, reconcile
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,13 @@ async def reserve_batch(
         [(issuance_account_id(a), a, None) for a in app_ids]
         + [(r.account_id, r.app_id, r.user_id) for r in requests],
     )
+    ids = {
+        r.job_id: (hold_id_for(r.job_id), job_transfer_id(r.job_id, TransferKind.GENERATION_HOLD))
+        for r in requests
+    }
+    # `tokens.reserved` built and serialised before the row locks, for the expected outcome
+    # (a paid hold of the quoted price); used only if the decision turns out exactly so.
+    speculative = _speculative_reserved(todo, requests, terms, ids)
     locked = await batch_sql.lock_accounts(session, (r.account_id for r in requests))
     quota_pairs = sorted(
         {(r.app_id, r.user_id) for r in requests if terms[r.app_id].free_daily_quota > 0},
@@ -116,7 +123,7 @@ async def reserve_batch(
 
     holds_out: list[batch_sql.HoldRow] = []
     rejections: list[batch_sql.RejectionRow] = []
-    published: list[Envelope[Any]] = []
+    published: list[Envelope[Any] | batch_sql.OutboxRow] = []
     plans: dict[UUID, str] = {}
     for event, request in zip(todo, requests, strict=True):
         spec = event.payload.spec
@@ -132,11 +139,11 @@ async def reserve_batch(
             )  # fmt: skip
             published.append(_rejected_event(event, decision))
             continue
-        hold_id = hold_id_for(request.job_id)
+        hold_id, transfer_id = ids[request.job_id]
         holds_out.append(
             batch_sql.HoldRow(
                 id=hold_id,
-                transfer_id=job_transfer_id(request.job_id, TransferKind.GENERATION_HOLD),
+                transfer_id=transfer_id,
                 job_id=request.job_id,
                 app_id=request.app_id,
                 user_id=request.user_id,
@@ -151,18 +158,13 @@ async def reserve_batch(
                 reserved_after=decision.reserved_after,
             )
         )
-        published.append(
-            TokensReserved.new(
-                app_id=request.app_id,
-                job_id=request.job_id,
-                payload=TokensReservedPayload(
-                    spec=spec,
-                    hold_id=hold_id,
-                    amount=decision.amount,
-                    free_quota_used=decision.free_outputs > 0,
-                ),
+        guess = speculative.get(request.job_id)
+        if guess is not None and guess[0] == decision.amount and not decision.free_outputs:
+            published.append(guess[1])
+        else:
+            published.append(
+                _reserved_event(event, hold_id, decision.amount, decision.free_outputs > 0)
             )
-        )
 
     deltas = {
         a: st.reserved - st.reserved_before
@@ -179,7 +181,44 @@ async def reserve_batch(
     }
     await batch_sql.add_quota_usage(session, now.day, quota_added)
     published.extend(_low_balance_events(requests, states, terms))
-    await batch_sql.insert_outbox(session, batch_sql.outbox_rows(published))
+    events_left = iter(
+        batch_sql.outbox_rows(p for p in published if not isinstance(p, batch_sql.OutboxRow))
+    )
+    await batch_sql.insert_outbox(
+        session,
+        [p if isinstance(p, batch_sql.OutboxRow) else next(events_left) for p in published],
+    )
+
+
+def _reserved_event(event: JobRequested, hold_id: UUID, amount: int, free: bool) -> TokensReserved:
+    return TokensReserved.new(
+        app_id=event.app_id,
+        job_id=event.job_id,
+        payload=TokensReservedPayload(
+            spec=event.payload.spec, hold_id=hold_id, amount=amount, free_quota_used=free
+        ),
+    )
+
+
+def _speculative_reserved(
+    events: Sequence[JobRequested],
+    requests: Sequence[reservation.Request],
+    terms: dict[UUID, reservation.AppTerms],
+    ids: dict[UUID, tuple[UUID, UUID]],
+) -> dict[UUID, tuple[int, batch_sql.OutboxRow]]:
+    """Outbox rows for `tokens.reserved` as a paid hold of the quoted price, per job."""
+    guesses: dict[UUID, tuple[int, TokensReserved]] = {}
+    for event, r in zip(events, requests, strict=True):
+        t = terms[r.app_id]
+        if t.free_daily_quota or t.budget_blocked:
+            continue  # the outcome is less predictable there: built after the decision
+        try:
+            price = t.prices.quote(r.model, r.num_outputs, r.size, r.quality)
+        except UnknownModelError:
+            continue
+        guesses[r.job_id] = (price, _reserved_event(event, ids[r.job_id][0], price, False))
+    rows = batch_sql.outbox_rows(event for _, event in guesses.values())
+    return {job: (price, row) for (job, (price, _)), row in zip(guesses.items(), rows, strict=True)}
 
 
 def _request(event: JobRequested) -> reservation.Request:
