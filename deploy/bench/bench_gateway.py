@@ -9,8 +9,9 @@ authentication, the shared rate limiter (app and end-user buckets), a fresh Idem
 body validation, the model check, the job row + outbox row in one transaction, and the
 outbox relay's publish of `job.requested` to Kafka. The benchmark creates its own app (with
 rate limits high enough not to refuse) through the admin API (GENHUB_ADMIN_TOKEN, sourced from
-var/secrets.env by the Makefile). Its end users have no tokens, so billing rejects the jobs
-downstream: the benchmark measures acceptance, not generation.
+var/secrets.env by the Makefile) and keeps its key in var/bench-gateway-key for later runs.
+Its end users have no tokens, so billing rejects the jobs downstream: the benchmark measures
+acceptance, not generation.
 
 The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams (httpx
 would spend more CPU than the gateway on this shared 2-core machine). Latency is measured per
@@ -27,6 +28,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -63,6 +65,24 @@ def generate_request(host: str, api_key: str, user: str, key: str, body: bytes) 
         f"X-User-ID: {user}\r\nIdempotency-Key: {key}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+
+
+KEY_FILE = Path(__file__).resolve().parents[2] / "var" / "bench-gateway-key"
+
+
+async def bench_app_key(url: str, admin_token: str) -> str:
+    """The benchmark app's key: the one saved by an earlier run if it still works (so a run
+    does not need the notifier), else a new app's."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        if KEY_FILE.exists():
+            saved = KEY_FILE.read_text().strip()
+            if (await client.get("/v1/models", headers={"X-API-Key": saved})).status_code == 200:
+                return saved
+    key = await create_app(url, admin_token)
+    KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    KEY_FILE.write_text(key)
+    KEY_FILE.chmod(0o600)
+    return key
 
 
 async def create_app(url: str, admin_token: str) -> str:
@@ -134,7 +154,7 @@ async def main() -> int:
     target = urlsplit(args.url)
     host, port = target.hostname or "127.0.0.1", target.port or 80
 
-    api_key = await create_app(args.url, admin_token)
+    api_key = await bench_app_key(args.url, admin_token)
     users = [f"bench-user-{i}" for i in range(args.users)]
     body = json.dumps(
         {
