@@ -227,15 +227,28 @@ async def get_message(session: AsyncSession, app_id: UUID, message_id: str) -> M
     return result.first()
 
 
-async def wake_messages(session: AsyncSession, app_id: UUID, job_id: UUID, now: datetime) -> int:
-    """A fact a job's waiting messages need has arrived: check them on the next pass."""
+async def wake_messages(
+    session: AsyncSession, jobs: Sequence[tuple[UUID, UUID]], now: datetime
+) -> int:
+    """Facts some jobs' waiting messages need have arrived: check them on the next pass.
+
+    One statement per batch, and rows another transaction holds are skipped rather than
+    waited for (two batches waking the same jobs in different orders would deadlock); a
+    skipped message is being resolved or woken already, and its short recheck covers the
+    rest."""
+    if not jobs:
+        return 0
+    locked = (
+        select(col(Message.id))
+        .where(
+            col(Message.status) == MessageStatus.WAITING,
+            tuple_(col(Message.app_id), col(Message.job_id)).in_(list(jobs)),
+        )
+        .with_for_update(skip_locked=True)
+    )
     result = await session.exec(
         update(Message)
-        .where(
-            col(Message.app_id) == app_id,
-            col(Message.job_id) == job_id,
-            col(Message.status) == MessageStatus.WAITING,
-        )
+        .where(col(Message.id).in_(locked.scalar_subquery()))
         .values(next_check_at=now)
     )
     return int(result.rowcount or 0)

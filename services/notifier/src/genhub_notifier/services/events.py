@@ -7,6 +7,7 @@ message or delivery. The list forms take a whole Kafka batch in one unit of work
 
 import logging
 from datetime import UTC, datetime
+from uuid import UUID
 
 from genhub_contracts import JobCompleted, JobRequested, LowBalance, TokensRejected, TokensSettled
 from genhub_platform.uow import UnitOfWork
@@ -88,7 +89,7 @@ class EventRecorder:
     async def remember_jobs(
         self, uow: UnitOfWork, events: list[JobRequested], now: datetime | None = None
     ) -> None:
-        woken = False
+        jobs: list[tuple[UUID, UUID]] = []
         for event in events:
             if event.job_id is None:
                 log.warning("job.requested without job_id ignored")
@@ -104,17 +105,14 @@ class EventRecorder:
                 job_metadata=spec.metadata,
                 requested_at=event.occurred_at,
             )
-            # A terminal event may have overtaken this one (other topic): release it.
-            woken |= bool(
-                await repo.wake_messages(uow.session, event.app_id, event.job_id, now or utcnow())
-            )
-        if woken:
-            await repo.notify_due(uow.session)
+            jobs.append((event.app_id, event.job_id))
+        # A terminal event may have overtaken these (other topic): release it.
+        await self._wake(uow, jobs, now)
 
     async def remember_settlements(
         self, uow: UnitOfWork, events: list[TokensSettled], now: datetime | None = None
     ) -> None:
-        woken = False
+        jobs: list[tuple[UUID, UUID]] = []
         for event in events:
             if event.job_id is None:
                 continue
@@ -127,10 +125,13 @@ class EventRecorder:
                 charged=payload.charged,
                 refunded=payload.refunded,
             )
-            woken |= bool(
-                await repo.wake_messages(uow.session, event.app_id, event.job_id, now or utcnow())
-            )
-        if woken:
+            jobs.append((event.app_id, event.job_id))
+        await self._wake(uow, jobs, now)
+
+    async def _wake(
+        self, uow: UnitOfWork, jobs: list[tuple[UUID, UUID]], now: datetime | None
+    ) -> None:
+        if await repo.wake_messages(uow.session, jobs, now or utcnow()):
             await repo.notify_due(uow.session)
 
     async def record_rejections(
