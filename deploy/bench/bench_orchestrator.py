@@ -1,7 +1,7 @@
 """Dispatch overhead of one orchestrator process: tokens.reserved → job.generated, mock at 0 ms.
 
     uv run --no-sync python deploy/bench/bench_orchestrator.py [--jobs 3000] [--apps 300]
-        [--concurrency 64] [--enqueue-batch 1]
+        [--concurrency 256] [--enqueue-batch 100] [--backlog]
 
 What runs is the orchestrator's own code against the real PostgreSQL (database
 `genhub_orchestrator_test`, or ORCHESTRATOR_TEST_DATABASE_URL, migrated to head; it refuses any
@@ -22,6 +22,7 @@ from the first enqueue to the last job.generated.
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import time
@@ -38,6 +39,7 @@ from genhub_platform.db import make_session_factory
 from genhub_platform.kafka import record_first_deliveries
 from genhub_platform.migrations import upgrade_to_head
 from genhub_platform.uow import UnitOfWork
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -97,6 +99,12 @@ async def main(args: argparse.Namespace) -> int:
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE runs, attempts, outbox, processed_events CASCADE"))
     sessions = make_session_factory(engine)
+    statements = {"n": 0}
+
+    def count(*_: object) -> None:
+        statements["n"] += 1
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
 
     def uow() -> UnitOfWork:
         return UnitOfWork(sessions, on_commit=lambda: None)
@@ -124,9 +132,19 @@ async def main(args: argparse.Namespace) -> int:
             await asyncio.sleep(0)
 
     started = time.perf_counter()
-    loop = asyncio.create_task(worker.run_forever())
-    await produce()
-    enqueued_s = time.perf_counter() - started
+    cpu_started = resource.getrusage(resource.RUSAGE_SELF)
+    if args.backlog:  # everything queued first: the worker's throughput alone
+        await produce()
+        enqueued_s = time.perf_counter() - started
+        started = time.perf_counter()
+        cpu_started = resource.getrusage(resource.RUSAGE_SELF)
+        async with engine.begin() as conn:  # latency then counts from the dispatch start
+            await conn.execute(text("UPDATE runs SET created_at = clock_timestamp()"))
+        loop = asyncio.create_task(worker.run_forever())
+    else:
+        loop = asyncio.create_task(worker.run_forever())
+        await produce()
+        enqueued_s = time.perf_counter() - started
     while True:
         async with engine.connect() as conn:
             left = await conn.scalar(
@@ -136,6 +154,9 @@ async def main(args: argparse.Namespace) -> int:
             break
         await asyncio.sleep(0.05)
     wall = time.perf_counter() - started
+    cpu_now = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_now.ru_utime - cpu_started.ru_utime) + (cpu_now.ru_stime - cpu_started.ru_stime)
+    sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
     loop.cancel()
     await asyncio.gather(loop, return_exceptions=True)
 
@@ -161,6 +182,14 @@ async def main(args: argparse.Namespace) -> int:
         f"({len(latencies)} generated, {generated} job.generated in the outbox, "
         f"{len(bad)} other: {sorted(set(bad))})"
     )
+    print(
+        f"process CPU {cpu:.1f} s over {wall:.1f} s wall: {len(latencies) / cpu:,.0f} jobs per "
+        "CPU-second (what one uncontended core would sustain; the machine is shared)"
+    )
+    print(
+        f"SQL statements (enqueue + dispatch, executemany counts once): "
+        f"{statements['n'] / max(1, args.jobs):.2f} per job"
+    )
     if latencies:
         print(
             f"tokens.reserved → job.generated: p50 {statistics.median(latencies):.1f} ms  "
@@ -175,4 +204,7 @@ if __name__ == "__main__":
     parser.add_argument("--apps", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--enqueue-batch", type=int, default=100)
+    parser.add_argument(
+        "--backlog", action="store_true", help="queue every job first, then start the worker"
+    )
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -135,6 +135,8 @@ class Execution:
 
 
 FINISH_BATCH = 256
+CLAIM_BATCH = 16  # while busy, claim once at least this many slots are free...
+CLAIM_GATHER_S = 0.005  # ...or after this short wait
 
 
 @dataclass
@@ -237,6 +239,10 @@ class RunWorker:
             while True:
                 self._wakeup.clear()  # before claiming, so a wake during the claim is kept
                 free = self._opts.max_concurrency - len(self._tasks)
+                if 0 < free < CLAIM_BATCH and self._tasks:
+                    # Busy: let a few more slots free up so one claim takes several runs.
+                    await asyncio.sleep(CLAIM_GATHER_S)
+                    free = self._opts.max_concurrency - len(self._tasks)
                 claimed: list[ClaimedRun] = []
                 if free > 0:
                     try:

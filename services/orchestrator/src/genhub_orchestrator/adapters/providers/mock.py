@@ -10,6 +10,7 @@ Failure kinds: `retryable` (provider_error), `timeout` (provider_timeout), `cont
 """
 
 import asyncio
+import functools
 import hashlib
 import io
 import random
@@ -17,7 +18,7 @@ import textwrap
 from typing import Any
 
 from genhub_contracts import ErrorCode
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 from genhub_orchestrator.domain.providers import (
     GeneratedImage,
@@ -30,10 +31,27 @@ from genhub_orchestrator.domain.providers import (
 )
 
 MAX_MOCK_LATENCY_MS = 600_000
+INLINE_RENDER_PIXELS = 128 * 128
+MIN_CAPTION_SIDE = 128
 
 
 def _rgb(raw: bytes) -> tuple[int, int, int]:
     return raw[0], raw[1], raw[2]
+
+
+def _ramp_side(width: int, height: int) -> int:
+    """The gradient is drawn at most twice the picture's size (small pictures stay cheap)."""
+    return min(512, max(64, 2 * max(width, height)))
+
+
+@functools.lru_cache(maxsize=8)
+def _ramp(side: int) -> Image.Image:
+    return Image.linear_gradient("L").resize((side, side))
+
+
+@functools.lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
 
 
 def render_mock_image(
@@ -46,13 +64,13 @@ def render_mock_image(
 
     # Gradient: pillow's ramp, rotated and cropped to its centre (no empty corners), stretched
     # and coloured: fast, no per-pixel Python loop.
+    side = _ramp_side(width, height)
     ramp = (
-        Image.linear_gradient("L")
-        .resize((512, 512))
+        _ramp(side)
         .rotate(rng.uniform(0, 360))
-        .crop((128, 128, 384, 384))
+        .crop((side // 4, side // 4, side * 3 // 4, side * 3 // 4))
     )
-    base = ImageOps.colorize(ramp.resize((width, height)), _rgb(digest[0:3]), _rgb(digest[3:6]))
+    base = _colorize(ramp.resize((width, height)), _rgb(digest[0:3]), _rgb(digest[3:6]))
     draw = ImageDraw.Draw(base)
 
     short = min(width, height)
@@ -67,7 +85,9 @@ def render_mock_image(
         else:
             draw.rectangle(box, fill=colour, outline=outline, width=max(1, short // 200))
 
-    font = ImageFont.load_default(size=max(10, short // 28))
+    if short < MIN_CAPTION_SIDE:  # too small to read: thumbnails skip the caption
+        return _png(base)
+    font = _font(max(10, short // 28))
     caption = textwrap.fill(prompt[:160], width=36) + f"\n#{index}  seed {seed}  {width}x{height}"
     margin = max(4, short // 40)
     text_box = draw.multiline_textbbox((margin, margin), caption, font=font)
@@ -77,10 +97,24 @@ def render_mock_image(
         fill=(0, 0, 0),
     )
     draw.multiline_text((margin, margin), caption, font=font, fill=(255, 255, 255))
+    return _png(base)
 
+
+def _png(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    base.save(out, format="PNG", compress_level=1)  # fast; the bytes are throwaway test data
+    image.save(out, format="PNG", compress_level=1)  # fast; the bytes are throwaway test data
     return out.getvalue()
+
+
+def _colorize(
+    grey: Image.Image, black: tuple[int, int, int], white: tuple[int, int, int]
+) -> Image.Image:
+    """Map a greyscale ramp linearly from `black` to `white` (a lookup table per channel)."""
+    bands = [
+        grey.point([lo + (hi - lo) * i // 255 for i in range(256)])
+        for lo, hi in zip(black, white, strict=True)
+    ]
+    return Image.merge("RGB", bands)
 
 
 def _flag(value: Any) -> bool:
@@ -166,10 +200,13 @@ class MockProvider:
         seed = request.input.seed or 0
         prompt = request.effective_prompt
         extra = ",".join(hashlib.sha256(i.data).hexdigest()[:16] for i in request.images)
-        images = await asyncio.to_thread(
-            lambda: [
+        def render() -> list[bytes]:
+            return [
                 render_mock_image(prompt, seed, i, request.width, request.height, extra)
                 for i in range(request.num_outputs)
             ]
-        )
+
+        # Thumbnail-sized pictures take well under a millisecond: a thread hop costs more.
+        small = request.width * request.height <= INLINE_RENDER_PIXELS
+        images = render() if small else await asyncio.to_thread(render)
         return [GeneratedImage(data=data, content_type="image/png") for data in images]
