@@ -200,6 +200,7 @@ class MockProvider:
         seed = request.input.seed or 0
         prompt = request.effective_prompt
         extra = ",".join(hashlib.sha256(i.data).hexdigest()[:16] for i in request.images)
+
         def render() -> list[bytes]:
             return [
                 render_mock_image(prompt, seed, i, request.width, request.height, extra)
