@@ -50,7 +50,7 @@ async def test_uploads_raw_and_multipart_go_to_storage_for_this_app(
     upstreams.routes.append(("POST", r"/internal/apps/([^/]+)/uploads", store))
     raw = await http.post(
         "/v1/uploads?filename=cat.png",
-        headers={**tenant["headers"], "Content-Type": "image/png"},
+        headers={**tenant["headers"], "Content-Type": "image/png", "X-User-ID": "u@1"},
         content=PNG,
     )
     assert raw.status_code == 201, raw.text
@@ -63,6 +63,7 @@ async def test_uploads_raw_and_multipart_go_to_storage_for_this_app(
     assert first.url.path == second.url.path == f"/internal/apps/{tenant['id']}/uploads"
     assert first.content == second.content == PNG  # the bytes, not the multipart envelope
     assert (first.url.params["filename"], second.url.params["filename"]) == ("cat.png", "dog.png")
+    assert first.url.params["user_id"] == "u@1" and "user_id" not in second.url.params
 
     empty = await http.post("/v1/uploads", headers=tenant["headers"], content=b"")
     assert (empty.status_code, empty.json()["error"]["code"]) == (422, "invalid_upload")

@@ -244,12 +244,12 @@ class StorageClient(UpstreamClient):
         return [f for f in files if isinstance(f, dict)]
 
     async def upload(
-        self, app_id: UUID, data: bytes, filename: str | None
+        self, app_id: UUID, data: bytes, filename: str | None, user_id: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         return await self.forward(
             "POST",
             f"/internal/apps/{_seg(app_id)}/uploads",
-            params={"filename": filename},
+            params={"filename": filename, "user_id": user_id},
             content=data,
         )
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 from genhub_platform.deps import UowDep
 from genhub_platform.errors import ApiError
@@ -78,9 +78,14 @@ async def create_upload(
     caller: AppDep,
     gateway: GatewayDep,
     filename: Annotated[str | None, Query(max_length=200)] = None,
+    x_user_id: Annotated[
+        str | None,
+        Header(alias="X-User-ID", description="optional: the end user it belongs to (erasure)"),
+    ] = None,
 ) -> Response:
     """Upload an input image (PNG, JPEG or WEBP) as a raw body or as the multipart field
     `file`; use the returned `key` in `input.images`. Bodies over the upload limit are 413."""
+    user_id = path_user_id(x_user_id) if x_user_id else None
     body = await request.body()
     try:
         upload = read_upload(request.headers.get("content-type"), body)
@@ -92,7 +97,7 @@ async def create_upload(
             details=[{"field": "body", "message": str(exc), "type": "invalid_upload"}],
         ) from None
     code, answer = await gateway.upstreams.storage.upload(
-        caller.app_id, upload.data, filename or upload.filename
+        caller.app_id, upload.data, filename or upload.filename, user_id
     )
     return JSONResponse(answer, status_code=code)
 
