@@ -27,6 +27,7 @@ from genhub_orchestrator.domain.resilience import RetryPolicy
 from genhub_orchestrator.services.runs import learn_cache, squeeze_budget
 from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
 from genhub_platform.uow import UnitOfWork
+from orchestrator_fake_providers import PNG
 from sqlalchemy import select
 from test_orchestrator_worker_db import (
     FakeStaging,
@@ -359,3 +360,63 @@ async def test_cancel_interrupts_a_running_provider_call_at_once(orch_uow: UowFa
     await asyncio.wait_for(execution, timeout=2)  # not after the 30 s heartbeat
     assert hanging.cancelled.is_set()
     assert (await run_row(orch_uow, event)).status == "cancelled"
+
+
+class Recording:
+    """An adapter that keeps the requests it got."""
+
+    name = "mock"
+
+    def __init__(self) -> None:
+        self.requests: list[GenerationRequest] = []
+
+    async def generate(
+        self, request: GenerationRequest, on_task: TaskCallback | None = None
+    ) -> list[GeneratedImage]:
+        self.requests.append(request)
+        return [GeneratedImage(PNG, "image/png")]
+
+
+async def test_input_images_reach_the_provider_of_an_image_to_image_model(
+    orch_uow: UowFactory,
+) -> None:
+    from genhub_orchestrator.adapters.inputs import InputFetcher
+    from test_orchestrator_llm_inputs import Store
+
+    recording = Recording()
+    event = pro(num_outputs=1)
+    key = f"inputs/{event.app_id}/a.png"
+    event = pro(num_outputs=1, images=[key])
+    event = event.model_copy(update={"app_id": UUID(key.split("/")[1])})
+    w = RunWorker(
+        orch_uow,
+        FakeStaging(),
+        ProviderRegistry(env={}, overrides={"mock": recording}),
+        WorkerOptions(catalog_ttl_s=0.0),
+        inputs=InputFetcher(Store({key: PNG}), "http://storage"),
+    )
+    await enqueue(orch_uow, event)
+    await claim_and_execute(w)
+    assert (await run_row(orch_uow, event)).status == "generated"
+    (sent,) = recording.requests
+    assert [(i.key, i.data) for i in sent.images] == [(key, PNG)]
+
+
+async def test_input_images_on_a_text_only_model_are_invalid_input(orch_uow: UowFactory) -> None:
+    async with orch_uow() as uow:
+        model = await CatalogRepository(uow.session).get_model("mock")
+        assert model is not None
+        model.capabilities = ["text-to-image"]
+        await uow.commit()
+    try:
+        event = pro(images=["inputs/x/a.png"])
+        await enqueue(orch_uow, event)
+        assert await worker(orch_uow).claim_batch(4) == []
+    finally:
+        async with orch_uow() as uow:
+            model = await CatalogRepository(uow.session).get_model("mock")
+            assert model is not None
+            model.capabilities = ["text-to-image", "image-to-image"]
+            await uow.commit()
+    run = await run_row(orch_uow, event)
+    assert run.status == "failed" and run.error_code == "invalid_input"

@@ -19,10 +19,18 @@ class ObjectReader(Protocol):
 
 
 class InputFetcher:
-    def __init__(self, store: ObjectReader, storage_url: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: ObjectReader,
+        storage_url: str,
+        *,
+        timeout_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._store = store
         self._storage_url = storage_url.rstrip("/")
         self._timeout_s = timeout_s
+        self._transport = transport
 
     async def fetch(self, app_id: UUID, refs: Sequence[str]) -> tuple[InputImage, ...]:
         images = []
@@ -45,7 +53,7 @@ class InputFetcher:
         return tuple(images)
 
     async def _import(self, app_id: UUID, url: str) -> str:
-        async with httpx.AsyncClient(timeout=self._timeout_s) as client:
+        async with httpx.AsyncClient(timeout=self._timeout_s, transport=self._transport) as client:
             response = await client.post(
                 f"{self._storage_url}/internal/apps/{app_id}/imports", json={"url": url}
             )

@@ -109,12 +109,11 @@ def _png(image: Image.Image) -> bytes:
 def _colorize(
     grey: Image.Image, black: tuple[int, int, int], white: tuple[int, int, int]
 ) -> Image.Image:
-    """Map a greyscale ramp linearly from `black` to `white` (a lookup table per channel)."""
-    bands = [
-        grey.point([lo + (hi - lo) * i // 255 for i in range(256)])
-        for lo, hi in zip(black, white, strict=True)
+    """Map a greyscale ramp linearly from `black` to `white`: one 768-entry lookup table."""
+    table = [
+        lo + (hi - lo) * i // 255 for lo, hi in zip(black, white, strict=True) for i in range(256)
     ]
-    return Image.merge("RGB", bands)
+    return grey.convert("RGB").point(table)
 
 
 def _flag(value: Any) -> bool:
