@@ -235,8 +235,13 @@ async def test_webhook_endpoints_and_deliveries_are_forwarded_to_the_notifier(
     page = await http.get(
         "/v1/webhooks/deliveries", headers=h, params={"status": "failed", "limit": 5}
     )
+    bulk = await http.post(
+        "/v1/webhooks/deliveries/replay", headers=h, json={"since": "2026-11-21T10:00:00"}
+    )
+    assert bulk.status_code == 422  # no offset: ambiguous time
+    assert bulk.json()["error"]["details"][0]["field"] == "body.since"
     assert page.json() == {"deliveries": [], "next_cursor": None}
-    replay = await http.post(f"/v1/webhooks/deliveries/{uuid.uuid4()}/replay", headers=h)
+    replay = await http.post("/v1/webhooks/deliveries/dlv_01HZX/replay", headers=h)
     assert (replay.status_code, replay.json()) == (202, {"delivery_id": "d1"})
     missing = await http.get(f"/v1/webhooks/deliveries/{uuid.uuid4()}", headers=h)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")

@@ -2,12 +2,12 @@
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from genhub_contracts import AppOptions, GenerationInput, JobStatus, Plan
 from genhub_contracts.jobs import Watermark
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from genhub_gateway.domain.identifiers import SLUG_PATTERN, USER_ID_PATTERN
 
@@ -341,8 +341,9 @@ class WebhookEndpointPatch(BaseModel):
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime
-    status: str = "failed"
+    since: AwareDatetime = Field(description="ISO 8601 with an offset")
+    status: Literal["failed"] = "failed"
+    endpoint_id: UUID | None = None
 
 
 class ModelListOut(BaseModel):

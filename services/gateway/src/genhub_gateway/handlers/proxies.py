@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 from genhub_platform.deps import UowDep
 from genhub_platform.errors import ApiError
@@ -40,6 +40,9 @@ from genhub_gateway.schemas import (
 )
 
 router = APIRouter(prefix="/v1")
+
+# The notifier's delivery ids are opaque strings (not UUIDs).
+DeliveryId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def _answer(code: int, body: dict[str, Any]) -> Response:
@@ -169,8 +172,11 @@ async def create_webhook_endpoint(
     """A webhook endpoint (optionally for some event types only); its signing secret is in the
     answer, once."""
     await gateway.urls.webhook(str(body.url), "body.url")
+    payload = body.model_dump(mode="json")
+    if payload["description"] is None:
+        del payload["description"]  # absent, not null (event_types: null means "all")
     code, answer = await gateway.upstreams.notifier.forward(
-        "POST", _notifier_path(caller, "endpoints"), json=body.model_dump(mode="json")
+        "POST", _notifier_path(caller, "endpoints"), json=payload
     )
     return _answer(code, answer)
 
@@ -255,7 +261,9 @@ async def list_webhook_deliveries(
 
 
 @router.get("/webhooks/deliveries/{delivery_id}", tags=["webhooks"])
-async def get_webhook_delivery(delivery_id: UUID, caller: AppDep, gateway: GatewayDep) -> Response:
+async def get_webhook_delivery(
+    delivery_id: DeliveryId, caller: AppDep, gateway: GatewayDep
+) -> Response:
     """One delivery with its attempts."""
     return _answer(
         *await gateway.upstreams.notifier.forward(
@@ -271,7 +279,9 @@ async def replay_webhook_deliveries(
     """Send again every delivery in `status` (default failed) since a time."""
     return _answer(
         *await gateway.upstreams.notifier.forward(
-            "POST", _notifier_path(caller, "deliveries/replay"), json=body.model_dump(mode="json")
+            "POST",
+            _notifier_path(caller, "deliveries/replay"),
+            json=body.model_dump(mode="json", exclude_none=True),
         )
     )
 
@@ -282,7 +292,7 @@ async def replay_webhook_deliveries(
     status_code=status.HTTP_202_ACCEPTED,
 )
 async def replay_webhook_delivery(
-    delivery_id: UUID, caller: AppDep, gateway: GatewayDep
+    delivery_id: DeliveryId, caller: AppDep, gateway: GatewayDep
 ) -> Response:
     """Send one delivery again (same `webhook-id`, so receivers can dedupe)."""
     return _answer(
