@@ -420,3 +420,22 @@ async def test_input_images_on_a_text_only_model_are_invalid_input(orch_uow: Uow
             await uow.commit()
     run = await run_row(orch_uow, event)
     assert run.status == "failed" and run.error_code == "invalid_input"
+
+
+async def test_provider_concurrency_cap_serialises_its_calls(orch_uow: UowFactory) -> None:
+    await add_provider(orch_uow, "test-narrow", priority=1, latency_ms=300)
+    async with orch_uow() as uow:
+        provider = await CatalogRepository(uow.session).get_provider("test-narrow")
+        assert provider is not None
+        provider.max_concurrency = 1
+        await uow.commit()
+    jobs = [pro(num_outputs=1) for _ in range(2)]
+    for job in jobs:
+        await enqueue(orch_uow, job)
+    started = asyncio.get_running_loop().time()
+    assert await claim_and_execute(worker(orch_uow)) == 2  # both claimed, run side by side...
+    elapsed = asyncio.get_running_loop().time() - started
+    assert elapsed >= 0.6  # ...but the provider saw one call at a time
+    for job in jobs:
+        (attempt,) = await attempts(orch_uow, job.job_id)
+        assert attempt.provider == "test-narrow" and attempt.latency_ms < 550  # slot wait excluded
