@@ -1,5 +1,6 @@
 """Fixtures for the gateway's tests: fake upstream services and the app against the test DB."""
 
+import json
 import os
 import re
 import socket
@@ -44,6 +45,7 @@ class FakeUpstreams:
     )
     files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     prices: dict[str, int] = field(default_factory=lambda: {"mock": 10})
+    billing_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     # Extra answers: (method, path regex, handler(request, match)), tried first.
@@ -65,6 +67,10 @@ class FakeUpstreams:
                 return answer(request, m)
         if path == "/internal/models":
             return httpx.Response(200, json={"models": self.models})
+        if m := re.fullmatch(r"/internal/apps/([^/]+)/settings", path):
+            if request.method == "PUT":
+                self.billing_settings.setdefault(m[1], {}).update(json.loads(request.content))
+            return httpx.Response(200, json={"app_id": m[1], **self.billing_settings.get(m[1], {})})
         if path == "/internal/prices":
             listed = [{"model": m, "tokens_per_output": t} for m, t in self.prices.items()]
             return httpx.Response(200, json={"prices": listed})
@@ -75,8 +81,6 @@ class FakeUpstreams:
             body = {"app_id": m[1], "user_id": m[2], "balance": balance, "reserved": 0}
             return httpx.Response(200, json={**body, "available": balance})
         if m := re.fullmatch(r"/internal/apps/([^/]+)/users/([^/]+)/grants", path):
-            import json
-
             grant = json.loads(request.content)
             if grant["amount"] <= 0:
                 return httpx.Response(422, json={"error": {"code": "validation_error"}})

@@ -72,6 +72,21 @@ async def test_app_settings_are_stored_and_copied_into_every_job(
     assert spec.enhance_prompt is None and spec.cache is True  # request defaults
 
 
+async def test_the_plan_is_kept_in_step_with_billing(
+    http: httpx.AsyncClient, upstreams: Any
+) -> None:
+    app_id = (await create_tenant(http, plan="basic"))["app"]["id"]
+    assert upstreams.billing_settings[app_id] == {"plan": "basic"}
+    await http.patch(f"/admin/apps/{app_id}", headers=ADMIN, json={"plan": "enterprise"})
+    assert upstreams.billing_settings[app_id] == {"plan": "enterprise"}
+    upstreams.down.add("billing")
+    refused = await http.patch(f"/admin/apps/{app_id}", headers=ADMIN, json={"plan": "free"})
+    assert refused.status_code == 503
+    upstreams.down.clear()
+    shown = (await http.get(f"/admin/apps/{app_id}", headers=ADMIN)).json()
+    assert shown["plan"] == "enterprise"  # nothing changed while billing could not follow
+
+
 @pytest.mark.parametrize(
     "change",
     [

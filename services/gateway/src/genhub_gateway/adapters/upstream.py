@@ -151,6 +151,11 @@ class BillingClient(UpstreamClient):
             )
         )[1]
 
+    async def update_settings(self, app_id: UUID, changes: dict[str, Any]) -> dict[str, Any]:
+        return (await self.forward("PUT", f"/internal/apps/{_seg(app_id)}/settings", json=changes))[
+            1
+        ]
+
     async def ledger(
         self, app_id: UUID, user_id: str, limit: int, cursor: str | None
     ) -> dict[str, Any]:

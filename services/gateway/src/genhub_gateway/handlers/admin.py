@@ -90,6 +90,9 @@ async def create_app(
         default_rate_limit=gateway.settings.default_app_rate_limit,
         default_user_rate_limit=gateway.settings.default_user_rate_limit,
     )
+    # Billing keeps the plan too (monthly allocations): told before the commit, so a
+    # failure leaves nothing behind and the admin retries.
+    await gateway.upstreams.billing.update_settings(created.app.id, {"plan": body.plan.value})
     app_out, key_out = _app_out(created.app), _key_out(created.key)
     _audit(uow, actor, "app.create", "app", created.app.id, created.app.id, None, app_out)
     _audit(uow, actor, "key.create", "key", created.key.id, created.app.id, None, key_out)
@@ -140,6 +143,8 @@ async def update_app(
     before = _app_out(current) if current is not None else None
     app = await services.update_app(uow, uuid, body)
     after = _app_out(app)
+    if before is not None and after.plan != before.plan:
+        await gateway.upstreams.billing.update_settings(app.id, {"plan": after.plan.value})
     _audit(uow, actor, "app.update", "app", app.id, app.id, before, after)
     await uow.commit()
     gateway.keys.invalidate()  # new settings and a disabled app apply at once on this replica
