@@ -153,7 +153,8 @@ class NotifierApi:
         self, app_id: uuid.UUID, url: str, event_types: list[str] | None = None
     ) -> tuple[str, str]:
         response = await self.http.post(
-            f"/internal/apps/{app_id}/endpoints", json={"url": url, "event_types": event_types or TEST_TYPES}
+            f"/internal/apps/{app_id}/endpoints",
+            json={"url": url, "event_types": event_types or TEST_TYPES},
         )
         assert response.status_code == 201, response.text
         body = response.json()
