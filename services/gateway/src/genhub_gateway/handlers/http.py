@@ -1,8 +1,9 @@
 """Public API for apps: `/v1/*`, authenticated by `X-API-Key`."""
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -378,20 +379,9 @@ async def grant_tokens(
 ) -> Response:
     """Grant tokens to an end user (recorded in the audit log)."""
     user_id = path_user_id(external_id)
-    claim: services.Claim | None = None
-    if idempotency_key is not None:
-        request_hash = idem.fingerprint(
-            "POST /v1/users/{id}/tokens", user_id, grant.model_dump(mode="json")
-        )
-        claim = await claim_key(runtime, gateway, caller, idempotency_key, request_hash)
-        if claim.is_replay:
-            return JSONResponse(
-                claim.replay_body,
-                status_code=claim.replay_status or status.HTTP_201_CREATED,
-                headers={"Idempotent-Replayed": "true"},
-            )
-    try:
-        await first_use(runtime, gateway, caller, user_id, request_id)
+    request = grant.model_dump(mode="json")
+
+    async def apply() -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
         # Billing dedupes grants by the key as well, so a retry after a lost answer is safe.
         body = await gateway.upstreams.billing.grant(
             caller.app_id, user_id, grant.amount, grant.reason, billing_key(idempotency_key)
@@ -400,17 +390,62 @@ async def grant_tokens(
         out = GrantOut.model_validate(
             {**body, "user_id": user_id, "transfer_id": str(transfer_id) if transfer_id else None}
         ).model_dump(mode="json")
-        async with runtime.uow() as record_uow:
-            audit.record(
-                record_uow.session,
-                actor=caller.actor,
-                request_id=request_id,
-                action="tokens.grant",
-                target_type="user",
-                target_id=user_id,
-                app_id=caller.app_id,
-                after={**grant.model_dump(mode="json"), **out},
+        return out, [(user_id, {**request, **out})]
+
+    return await idempotent_grants(
+        runtime,
+        gateway,
+        caller,
+        request_id,
+        idempotency_key,
+        idem.fingerprint("POST /v1/users/{id}/tokens", user_id, request),
+        [user_id],
+        apply,
+    )
+
+
+GrantCall = Callable[[], Awaitable[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]]]
+
+
+async def idempotent_grants(
+    runtime: Runtime,
+    gateway: Gateway,
+    caller: KeyOwner,
+    request_id: str,
+    idempotency_key: str | None,
+    request_hash: str,
+    user_ids: list[str],
+    apply: GrantCall,
+) -> Response:
+    """Grants with Idempotency-Key semantics: claim the key (or replay the first answer),
+    create new end users (welcome grant), let billing apply the grants (`apply` returns the
+    answer and one (user, audit `after`) per grant), then audit each grant and record the
+    answer in one transaction. A failure gives the key back."""
+    claim: services.Claim | None = None
+    if idempotency_key is not None:
+        claim = await claim_key(runtime, gateway, caller, idempotency_key, request_hash)
+        if claim.is_replay:
+            return JSONResponse(
+                claim.replay_body,
+                status_code=claim.replay_status or status.HTTP_201_CREATED,
+                headers={"Idempotent-Replayed": "true"},
             )
+    try:
+        for user_id in dict.fromkeys(user_ids):
+            await first_use(runtime, gateway, caller, user_id, request_id)
+        out, audited = await apply()
+        async with runtime.uow() as record_uow:
+            for user_id, after in audited:
+                audit.record(
+                    record_uow.session,
+                    actor=caller.actor,
+                    request_id=request_id,
+                    action="tokens.grant",
+                    target_type="user",
+                    target_id=user_id,
+                    app_id=caller.app_id,
+                    after=after,
+                )
             if claim is not None:
                 await services.record_idempotent_response(
                     record_uow, caller.app_id, claim, status=status.HTTP_201_CREATED, body=out

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from genhub_platform.deps import UowDep
 from genhub_platform.errors import ApiError
 
-from genhub_gateway import audit, services
+from genhub_gateway import services
 from genhub_gateway.adapters.repositories import JobRepository
 from genhub_gateway.domain import idempotency as idem
 from genhub_gateway.domain.uploads import InvalidUpload, read_upload
@@ -23,13 +23,7 @@ from genhub_gateway.handlers.deps import (
     RuntimeDep,
     path_user_id,
 )
-from genhub_gateway.handlers.http import (
-    IdempotencyKey,
-    billing_key,
-    claim_key,
-    first_use,
-    release_key,
-)
+from genhub_gateway.handlers.http import IdempotencyKey, billing_key, idempotent_grants
 from genhub_gateway.schemas import (
     BatchGrantOut,
     BatchGrantRequest,
@@ -321,50 +315,34 @@ async def grant_tokens_batch(
 ) -> Response:
     """Grant tokens to many end users at once: all or nothing (one bad row → 422, none
     applied). Every grant is in the audit log."""
-    claim: services.Claim | None = None
-    if idempotency_key is not None:
-        fingerprint = idem.fingerprint(
-            "POST /v1/users/tokens/batch", "", body.model_dump(mode="json")
+    request = body.model_dump(mode="json")
+    grants: list[dict[str, Any]] = request["grants"]
+
+    async def apply() -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        # The app's key (namespaced) also lets billing dedupe a retry after a lost answer.
+        answer = await gateway.upstreams.billing.grant_batch(
+            caller.app_id, grants, billing_key(idempotency_key)
         )
-        claim = await claim_key(runtime, gateway, caller, idempotency_key, fingerprint)
-        if claim.is_replay:
-            return JSONResponse(
-                claim.replay_body,
-                status_code=claim.replay_status or status.HTTP_201_CREATED,
-                headers={"Idempotent-Replayed": "true"},
-            )
-    grants = body.model_dump(mode="json")["grants"]
-    # The app's key (namespaced) also lets billing dedupe a retry after a lost answer.
-    key = billing_key(idempotency_key)
-    try:
-        for user_id in dict.fromkeys(g["user_id"] for g in grants):
-            await first_use(runtime, gateway, caller, user_id, request_id)
-        answer = await gateway.upstreams.billing.grant_batch(caller.app_id, grants, key)
         results = answer.get("results")
         if not isinstance(results, list):
             raise ApiError(502, "upstream_error", "Unexpected answer from billing: no results.")
         out = BatchGrantOut.model_validate({"results": results}).model_dump(mode="json")
-        async with runtime.uow() as record_uow:
-            for grant, result in zip(grants, out["results"], strict=False):
-                audit.record(
-                    record_uow.session,
-                    actor=caller.actor,
-                    request_id=request_id,
-                    action="tokens.grant",
-                    target_type="user",
-                    target_id=grant["user_id"],
-                    app_id=caller.app_id,
-                    after={**grant, **result, "batch": True},
-                )
-            if claim is not None:
-                await services.record_idempotent_response(
-                    record_uow, caller.app_id, claim, status=status.HTTP_201_CREATED, body=out
-                )
-            await record_uow.commit()
-    except Exception:
-        await release_key(runtime, caller, claim)
-        raise
-    return JSONResponse(out, status_code=status.HTTP_201_CREATED)
+        audited = [
+            (grant["user_id"], {**grant, **result, "batch": True})
+            for grant, result in zip(grants, out["results"], strict=False)
+        ]
+        return out, audited
+
+    return await idempotent_grants(
+        runtime,
+        gateway,
+        caller,
+        request_id,
+        idempotency_key,
+        idem.fingerprint("POST /v1/users/tokens/batch", "", request),
+        [g["user_id"] for g in grants],
+        apply,
+    )
 
 
 @router.get("/users/{external_id}/ledger", tags=["users"])
