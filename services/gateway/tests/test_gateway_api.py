@@ -254,3 +254,12 @@ async def test_every_operation_has_examples_in_openapi_3_1(http: httpx.AsyncClie
             if not (documented and errors_are_problems and "401" in responses):
                 missing.append(f"{method.upper()} {path}")
     assert missing == []
+
+
+def test_an_api_only_replica_consumes_no_events(settings: Any) -> None:
+    from genhub_gateway.main import create_app
+
+    api_only = settings.model_copy(update={"project_events": False})
+    assert create_app(api_only).state.runtime.consumer._routes == {}
+    projecting = create_app(settings).state.runtime.consumer._routes
+    assert {"tokens.reserved", "tokens.rejected", "job.completed"} <= set(projecting)

@@ -52,3 +52,7 @@ class Settings(PlatformSettings):
     max_upload_bytes: int = Field(
         default=20 * 1024 * 1024, validation_alias="GATEWAY_MAX_UPLOAD_BYTES"
     )
+
+    # false: an API-only replica that does not consume job events into the read-model (some
+    # other replica, or a projector deployment, must). Lets the API scale on its own.
+    project_events: bool = Field(default=True, validation_alias="GATEWAY_PROJECT_EVENTS")

@@ -55,7 +55,8 @@ def create_app(
     """`upstream_transport` lets tests answer for billing, orchestrator, storage and notifier."""
     settings = settings or Settings()  # the environment supplies GENHUB_ADMIN_TOKEN
     runtime = build_runtime(settings)
-    kafka.register(runtime)
+    if settings.project_events:
+        kafka.register(runtime)
     gateway = build_gateway(settings, runtime, upstream_transport)
 
     async def close_upstreams() -> None:

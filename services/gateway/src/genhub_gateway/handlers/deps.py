@@ -109,10 +109,10 @@ async def _auth_failed(request: Request, gateway: Gateway, error: ApiError) -> A
 
 
 async def require_app(
-    request: Request,
-    gateway: GatewayDep,
-    api_key: Annotated[str | None, Depends(_api_key_header)],
+    request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]
 ) -> KeyOwner:
+    # The gateway comes from app.state directly: every sub-dependency costs on the hot path.
+    gateway: Gateway = request.app.state.gateway
     if not api_key:
         raise await _auth_failed(
             request,
@@ -183,12 +183,17 @@ async def require_admin(
     )
 
 
-async def require_user_id(
-    x_user_id: Annotated[
-        str | None,
-        Header(alias="X-User-ID", description="your end user's id: 1-128 of [A-Za-z0-9._:@-]"),
-    ] = None,
-) -> str:
+UserIdHeader = Annotated[
+    str | None,
+    Header(alias="X-User-ID", description="your end user's id: 1-128 of [A-Za-z0-9._:@-]"),
+]
+
+
+async def require_user_id(x_user_id: UserIdHeader = None) -> str:
+    return header_user_id(x_user_id)
+
+
+def header_user_id(x_user_id: str | None) -> str:
     if x_user_id is None or x_user_id == "":
         raise ApiError(400, "missing_user_id", "Send your end user's id in the X-User-ID header.")
     if not is_valid_user_id(x_user_id):
