@@ -191,3 +191,40 @@ async def test_webhook_endpoints_and_deliveries(
     assert (updated.get("endpoint") or updated)["enabled"] is False
     await client.delete_webhook_endpoint(endpoint["id"])
     assert await client.list_webhook_endpoints() == []
+
+
+async def test_admin_proxies_reach_billing_and_the_orchestrator(
+    admin: AsyncGenhubAdmin, tenant: Tenant, endpoints: Endpoints
+) -> None:
+    # The app's plan was handed to billing when the app was created (conftest: "pro").
+    assert (await admin.billing_settings(tenant.app_id))["plan"] == "pro"
+    changed = await admin.update_billing_settings(tenant.app_id, free_daily_quota=2)
+    assert changed["free_daily_quota"] == 2
+    async with httpx.AsyncClient(
+        base_url=endpoints.gateway,
+        headers={"Authorization": f"Bearer {endpoints.admin_token}"},
+        timeout=10,
+    ) as http:
+        models = (await http.get("/admin/catalog/models")).json()["models"]
+        assert "mock" in {m["name"] for m in models}
+        plans = (await http.get("/admin/plans")).json()["plans"]
+        assert {p["plan"] for p in plans} >= {"free", "pro"}
+        refused = await http.put(
+            f"/admin/apps/{tenant.app_id}/billing", json={"free_daily_quota": -5}
+        )
+        assert refused.status_code == 422 and refused.json()["error"]["details"]
+    entries = (await admin.audit(app_id=tenant.app_id, action="billing.settings.update")).entries
+    assert len(entries) == 1 and entries[0].after
+    assert entries[0].after["request"] == {"free_daily_quota": 2}
+
+    # An admin token made through the API works, is audited by name, and can be revoked.
+    token, token_id = await admin.create_admin_token(f"e2e-{secrets.token_hex(3)}")
+    async with AsyncGenhubAdmin(endpoints.gateway, token) as scoped:
+        await scoped.update_app(tenant.app_id, name="renamed by token")
+        await admin.revoke_admin_token(token_id)
+        with pytest.raises(GenhubError) as revoked:
+            await scoped.list_apps()
+    assert revoked.value.code == "invalid_admin_token"
+    [rename] = (await admin.audit(app_id=tenant.app_id, action="app.update")).entries
+    assert rename.actor.startswith("admin:e2e-") and rename.after
+    assert rename.after["name"] == "renamed by token"
