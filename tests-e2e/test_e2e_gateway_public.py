@@ -78,10 +78,12 @@ async def test_tenant_isolation_for_jobs_users_ledger_uploads_files(
             json={"model": "mock", "input": {"prompt": "x", "images": [upload.key]}},
         )
         assert theirs.json()["error"]["code"] == "unknown_upload"
-        # The same external id in another app is another, empty user: nothing leaks.
-        ledger = await http.get(f"/v1/users/{user_id}/ledger")
-        assert ledger.status_code == 200 and ledger.json()["entries"] == []
-    summary = await other_tenant.client.get_user(user_id)
+        # The same external id in another app is another user, unknown there: nothing leaks.
+        for path in (f"/v1/users/{user_id}", f"/v1/users/{user_id}/ledger"):
+            answer = await http.get(path)
+            assert answer.status_code == 404, path
+            assert answer.json()["error"]["code"] == "user_not_found"
+    summary = await other_tenant.client.register_user(user_id)
     assert (summary.balance, summary.jobs.total if summary.jobs else None) == (0, 0)
     mine = await tenant.client.get_user(user_id)
     assert mine.jobs is not None and mine.jobs.by_status == {"succeeded": 1}

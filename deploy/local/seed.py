@@ -30,7 +30,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 async def key_works(api_key: str) -> bool:
     async with AsyncGenhub(GATEWAY_URL, api_key) as client:
         try:
-            await client.get_user(DEMO_USER)
+            await client.list_models()
         except GenhubError:
             return False
     return True

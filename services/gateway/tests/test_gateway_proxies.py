@@ -381,6 +381,10 @@ async def test_ledger_is_billings_for_this_app_and_user(
             ),
         )
     )
+    unknown = await http.get("/v1/users/u%40x/ledger", headers=tenant["headers"])
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "user_not_found")
+    assert _calls(upstreams, "/ledger") == []
+    await submit(http, tenant["headers"]["X-API-Key"], user="u@x")  # names the user
     page = await http.get("/v1/users/u%40x/ledger?limit=5", headers=tenant["headers"])
     assert page.json()["entries"] == [{"kind": "grant"}]
     [call] = _calls(upstreams, "/ledger")

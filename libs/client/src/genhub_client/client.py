@@ -206,8 +206,15 @@ class AsyncGenhub(_Client):
         return Job.model_validate(await self._request("POST", f"v1/jobs/{_id(job_id)}/cancel"))
 
     async def get_user(self, external_id: str) -> UserBalance:
+        """Raises GenhubError `user_not_found` (404) for an id this app never named."""
         return UserBalance.model_validate(
             await self._request("GET", f"v1/users/{_id(external_id)}")
+        )
+
+    async def register_user(self, external_id: str) -> UserBalance:
+        """Name an end user before their first job (idempotent; applies the welcome grant once)."""
+        return UserBalance.model_validate(
+            await self._request("PUT", f"v1/users/{_id(external_id)}")
         )
 
     async def grant_tokens(

@@ -35,6 +35,7 @@ _APP = {
     "created_at": AT,
     "updated_at": AT,
 }
+_USER_JOBS = {"total": 7, "by_status": {"succeeded": 6, "failed": 1}, "tokens_charged": 60}
 _KEY = {"id": KEY_ID, "app_id": APP_ID, "prefix": "gh_live_ab12cd34", "created_at": AT}
 _JOB = {
     "job_id": JOB_ID,
@@ -107,6 +108,8 @@ _TOKEN = {
 }
 
 # (method, path) -> (request example or None, success status, response example or None)
+_USER = {**_BALANCE, "free_quota_left": 2, "free_quota_per_day": 3, "jobs": _USER_JOBS}
+
 EXAMPLES: dict[tuple[str, str], tuple[Any, str, Any]] = {
     ("post", "/v1/generate"): (
         {
@@ -150,16 +153,8 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, str, Any]] = {
             ]
         },
     ),
-    ("get", "/v1/users/{external_id}"): (
-        None,
-        "200",
-        {
-            **_BALANCE,
-            "free_quota_left": 2,
-            "free_quota_per_day": 3,
-            "jobs": {"total": 7, "by_status": {"succeeded": 6, "failed": 1}, "tokens_charged": 60},
-        },
-    ),
+    ("get", "/v1/users/{external_id}"): (None, "200", _USER),
+    ("put", "/v1/users/{external_id}"): (None, "200", _USER),
     ("post", "/v1/users/{external_id}/tokens"): (
         {"amount": 100, "reason": "in-app purchase #8812"},
         "201",

@@ -59,6 +59,10 @@ def job_not_found() -> ApiError:
     return ApiError(404, "job_not_found", "No such job for this app.")
 
 
+def user_not_found() -> ApiError:
+    return ApiError(404, "user_not_found", "No such end user for this app.")
+
+
 def app_not_found() -> ApiError:
     return ApiError(404, "app_not_found", "No such app.")
 

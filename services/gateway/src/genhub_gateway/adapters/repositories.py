@@ -304,6 +304,14 @@ class EndUserRepository:
         )
         return rows.one()
 
+    async def exists(self, app_id: UUID, user_id: str) -> bool:
+        rows = await self.session.exec(
+            select(EndUserRow.user_id).where(
+                EndUserRow.app_id == app_id, EndUserRow.user_id == user_id
+            )
+        )
+        return rows.first() is not None
+
     async def mark_welcomed(self, app_id: UUID, user_id: str, transfer_id: str | None) -> bool:
         """True for the one request that records the welcome grant as applied."""
         result = await self.session.exec(

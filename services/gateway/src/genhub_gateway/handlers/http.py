@@ -13,9 +13,10 @@ from genhub_platform.deps import UowDep
 from genhub_platform.errors import ApiError
 from genhub_platform.outbox import OutboxMessage
 from genhub_platform.runtime import Runtime
+from genhub_platform.uow import UnitOfWork
 
 from genhub_gateway import audit, services
-from genhub_gateway.adapters.repositories import JobRepository, KeyOwner
+from genhub_gateway.adapters.repositories import EndUserRepository, JobRepository, KeyOwner
 from genhub_gateway.domain import idempotency as idem
 from genhub_gateway.domain.identifiers import USER_ID_PATTERN
 from genhub_gateway.handlers.deps import (
@@ -346,20 +347,20 @@ async def list_models(caller: AppDep, gateway: GatewayDep) -> ModelListOut:
     )
 
 
-@router.get("/users/{external_id}", response_model=UserOut, tags=["users"])
-async def get_user(
-    external_id: str,
-    caller: AppDep,
-    gateway: GatewayDep,
-    runtime: RuntimeDep,
-    uow: UowDep,
-    request_id: RequestIdDep,
+async def known_user(gateway: Gateway, uow: UnitOfWork, caller: KeyOwner, user_id: str) -> None:
+    """404 unless this app has named the end user (a job, a grant or a registration): another
+    app's user of the same id is invisible, and reads never create users."""
+    pair = (str(caller.app_id), user_id)
+    if pair in gateway.known_users:
+        return
+    if not await EndUserRepository(uow.session).exists(caller.app_id, user_id):
+        raise services.user_not_found()
+    gateway.known_users.add(pair)
+
+
+async def user_summary(
+    gateway: Gateway, uow: UnitOfWork, caller: KeyOwner, user_id: str
 ) -> UserOut:
-    """The end user's balance, reserved tokens and free quota (from billing) and job totals
-    (from the gateway's read-model). Users are per app and created on first use: an id this
-    app never named is a new, empty account (another app's user of that id is invisible)."""
-    user_id = path_user_id(external_id)
-    await first_use(runtime, gateway, caller, user_id, request_id)
     body = await gateway.upstreams.billing.balance(caller.app_id, user_id)
     totals = await JobRepository(uow.session).user_totals(caller.app_id, user_id)
     jobs = JobTotalsOut(
@@ -368,6 +369,37 @@ async def get_user(
         tokens_charged=sum(t for _, t in totals.values()),
     )
     return UserOut.model_validate({**body, "user_id": user_id, "jobs": jobs})
+
+
+@router.get(
+    "/users/{external_id}",
+    response_model=UserOut,
+    tags=["users"],
+    responses={404: {"description": "this app never named the user (`user_not_found`)"}},
+)
+async def get_user(external_id: str, caller: AppDep, gateway: GatewayDep, uow: UowDep) -> UserOut:
+    """The end user's balance, reserved tokens and free quota (from billing) and job totals
+    (from the gateway's read-model). Users are per app: an id this app never named (by a job,
+    a grant or `PUT /v1/users/{id}`) is 404 `user_not_found`."""
+    user_id = path_user_id(external_id)
+    await known_user(gateway, uow, caller, user_id)
+    return await user_summary(gateway, uow, caller, user_id)
+
+
+@router.put("/users/{external_id}", response_model=UserOut, tags=["users"])
+async def register_user(
+    external_id: str,
+    caller: AppDep,
+    gateway: GatewayDep,
+    runtime: RuntimeDep,
+    uow: UowDep,
+    request_id: RequestIdDep,
+) -> UserOut:
+    """Register an end user before their first job (idempotent): the app's welcome grant is
+    applied exactly once, whichever of this call, a job or a grant names the user first."""
+    user_id = path_user_id(external_id)
+    await first_use(runtime, gateway, caller, user_id, request_id)
+    return await user_summary(gateway, uow, caller, user_id)
 
 
 @router.post(

@@ -23,7 +23,7 @@ from genhub_gateway.handlers.deps import (
     RuntimeDep,
     path_user_id,
 )
-from genhub_gateway.handlers.http import IdempotencyKey, billing_key, idempotent_grants
+from genhub_gateway.handlers.http import IdempotencyKey, billing_key, idempotent_grants, known_user
 from genhub_gateway.schemas import (
     BatchGrantOut,
     BatchGrantRequest,
@@ -350,10 +350,12 @@ async def get_ledger(
     external_id: str,
     caller: AppDep,
     gateway: GatewayDep,
+    uow: UowDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    """The end user's token history (grants, holds, charges, refunds), newest first; empty
-    for an id this app never named."""
+    """The end user's token history (grants, holds, charges, refunds), newest first; 404
+    `user_not_found` for an id this app never named."""
     user_id = path_user_id(external_id)
+    await known_user(gateway, uow, caller, user_id)
     return await gateway.upstreams.billing.ledger(caller.app_id, user_id, limit, cursor)
