@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 from genhub_billing import services, sweeps
+from genhub_billing.adapters.ledger_repo import LedgerRepo
 from genhub_billing.domain.ledger import TransferKind, plan_transfer_id
 from genhub_contracts import (
     AppOptions,
@@ -250,6 +251,8 @@ async def test_expiry_waits_for_tokens_a_pending_hold_drew_from_the_lot(
     )
     await expire_now(make_uow)  # only the 10 unreserved tokens of that lot expire
     assert await saga.funds() == (60, 40)
+    async with make_uow() as uow:  # what is left of it waits for the holds: not revisited
+        assert await LedgerRepo(uow.session).expired_lot_accounts(100) == []
     await saga.settle(saga.completed(voided, JobStatus.FAILED, 0))
     await expire_now(make_uow)  # the released 10 expire on the next pass
     assert await saga.funds() == (50, 30)

@@ -265,12 +265,18 @@ class LedgerRepo:
             await self.take_from_lots(lots_rules.consume(await self.lots(account_id), amount))
 
     async def expired_lot_accounts(self, limit: int) -> list[tuple[UUID, UUID, str]]:
-        """Accounts with an expired lot that still has tokens: [(account, app, user)]."""
+        """Accounts with something to expire now: [(account, app, user)].
+
+        Expired lots come first in spending order, so pending holds cover them first: an
+        account has tokens to expire exactly when its expired lots hold more than it reserved.
+        Accounts whose expired tokens all wait for holds are left out (no endless revisits).
+        """
         rows = await run(
             self.session,
-            "SELECT DISTINCT a.id, a.app_id, a.user_id FROM grant_lots g"
+            "SELECT a.id, a.app_id, a.user_id FROM grant_lots g"
             " JOIN accounts a ON a.id = g.account_id"
-            " WHERE g.remaining > 0 AND g.expires_at <= now() ORDER BY a.id LIMIT :limit",
+            " WHERE g.remaining > 0 AND g.expires_at <= now()"
+            " GROUP BY a.id HAVING SUM(g.remaining) > a.reserved ORDER BY a.id LIMIT :limit",
             limit=limit,
         )
         return [(r[0], r[1], r[2]) for r in rows.all()]
