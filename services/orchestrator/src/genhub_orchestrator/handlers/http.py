@@ -84,6 +84,13 @@ def _worker(request: Request) -> RunWorker:
     return worker
 
 
+def _edited(request: Request, view: dict[str, Any]) -> dict[str, Any]:
+    """A catalog edit: this process routes with the new catalog at once (others within
+    ORCHESTRATOR_CATALOG_TTL_S)."""
+    _worker(request).invalidate_catalog()
+    return view
+
+
 def _registry(request: Request) -> ProviderRegistry:
     registry: ProviderRegistry = request.app.state.registry
     return registry
@@ -111,20 +118,19 @@ async def catalog_models(request: Request, uow: UowDep) -> dict[str, Any]:
 
 @router.post("/catalog/models", status_code=201)
 async def create_model(body: ModelCreate, request: Request, uow: UowDep) -> dict[str, Any]:
-    view = await catalog.create_model(
-        uow, _set(body) | {"name": body.name, "display_name": body.display_name}
+    return _edited(
+        request,
+        await catalog.create_model(
+            uow, _set(body) | {"name": body.name, "display_name": body.display_name}
+        ),
     )
-    _worker(request).invalidate_catalog()
-    return view
 
 
 @router.patch("/catalog/models/{name}")
 async def update_model(
     name: str, body: ModelPatch, request: Request, uow: UowDep
 ) -> dict[str, Any]:
-    view = await catalog.update_model(uow, name, _set(body))
-    _worker(request).invalidate_catalog()
-    return view
+    return _edited(request, await catalog.update_model(uow, name, _set(body)))
 
 
 @router.get("/catalog/providers")
@@ -134,20 +140,21 @@ async def catalog_providers(request: Request, uow: UowDep) -> dict[str, Any]:
 
 @router.post("/catalog/providers", status_code=201)
 async def create_provider(body: ProviderCreate, request: Request, uow: UowDep) -> dict[str, Any]:
-    view = await catalog.create_provider(
-        uow, _set(body) | {"name": body.name, "kind": body.kind}, _registry(request)
+    return _edited(
+        request,
+        await catalog.create_provider(
+            uow, _set(body) | {"name": body.name, "kind": body.kind}, _registry(request)
+        ),
     )
-    _worker(request).invalidate_catalog()
-    return view
 
 
 @router.patch("/catalog/providers/{name}")
 async def update_provider(
     name: str, body: ProviderPatch, request: Request, uow: UowDep
 ) -> dict[str, Any]:
-    view = await catalog.update_provider(uow, name, _set(body), _registry(request))
-    _worker(request).invalidate_catalog()
-    return view
+    return _edited(
+        request, await catalog.update_provider(uow, name, _set(body), _registry(request))
+    )
 
 
 @router.get("/catalog/routes")
@@ -164,18 +171,14 @@ async def create_route(body: RouteCreate, request: Request, uow: UowDep) -> dict
         "priority": body.priority,
         "cost_usd": body.cost_usd,
     }
-    view = await catalog.create_route(uow, fields)
-    _worker(request).invalidate_catalog()
-    return view
+    return _edited(request, await catalog.create_route(uow, fields))
 
 
 @router.patch("/catalog/routes/{route_id}")
 async def update_route(
     route_id: int, body: RoutePatch, request: Request, uow: UowDep
 ) -> dict[str, Any]:
-    view = await catalog.update_route(uow, route_id, _set(body))
-    _worker(request).invalidate_catalog()
-    return view
+    return _edited(request, await catalog.update_route(uow, route_id, _set(body)))
 
 
 @router.get("/plan-limits")
