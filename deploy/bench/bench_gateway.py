@@ -16,7 +16,10 @@ acceptance, not generation.
 The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams (httpx
 would spend more CPU than the gateway on this shared 2-core machine). Latency is measured per
 request from write to the end of the answer; it prints requests/s, the status counts and
-p50/p95/p99.
+p50/p95/p99. With `--pid` (by default the local stack's var/run/gateway.pid, when the URL
+is on this machine) it also prints the server's CPU per request, from /proc/<pid>/stat over
+the whole run (warm-up included, and whatever else the process does meanwhile: the outbox
+relay, the event projection), and the load generator's own CPU per request.
 """
 
 import argparse
@@ -68,6 +71,24 @@ def generate_request(host: str, api_key: str, user: str, key: str, body: bytes) 
 
 
 KEY_FILE = Path(__file__).resolve().parents[2] / "var" / "bench-gateway-key"
+PID_FILE = Path(__file__).resolve().parents[2] / "var" / "run" / "gateway.pid"
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds the process has used so far (Linux), None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pid(url_host: str, given: int | None) -> int | None:
+    if given is not None:
+        return given
+    if url_host in ("127.0.0.1", "localhost") and PID_FILE.exists():
+        return int(PID_FILE.read_text().strip())
+    return None
 
 
 async def bench_app_key(url: str, admin_token: str) -> str:
@@ -113,6 +134,7 @@ async def worker(
     record_from: float,
     latencies: list[float],
     statuses: Counter[int],
+    sent: list[int],
 ) -> None:
     connection = await Connection.open(host, port)
     loop = asyncio.get_running_loop()
@@ -125,6 +147,7 @@ async def worker(
             started = time.perf_counter()
             status, _ = await connection.request(raw)
             elapsed = time.perf_counter() - started
+            sent[0] += 1
             if loop.time() >= record_from:
                 latencies.append(elapsed)
                 statuses[status] += 1
@@ -146,6 +169,7 @@ async def main() -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--pid", type=int, default=None, help="the gateway's process id")
     args = parser.parse_args()
     admin_token = os.environ.get("GENHUB_ADMIN_TOKEN")
     if not admin_token:
@@ -169,14 +193,22 @@ async def main() -> int:
     stop_at = record_from + args.seconds
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
+    sent = [0]  # every request, warm-up included, for the CPU figures
+    pid = server_pid(host, args.pid)
+    server_cpu_before = process_cpu_s(pid) if pid is not None else None
+    client_cpu_before = time.process_time()
     began = time.perf_counter()
     await asyncio.gather(
         *(
-            worker(host, port, api_key, users, body, stop_at, record_from, latencies, statuses)
+            worker(
+                host, port, api_key, users, body, stop_at, record_from, latencies, statuses, sent
+            )
             for _ in range(args.concurrency)
         )
     )
     measured = time.perf_counter() - began - args.warmup
+    client_cpu = time.process_time() - client_cpu_before
+    server_cpu_after = process_cpu_s(pid) if pid is not None else None
     latencies.sort()
     accepted = statuses.get(202, 0)
     print(
@@ -193,6 +225,11 @@ async def main() -> int:
         f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  "
         f"mean {statistics.fmean(latencies) * 1000 if latencies else float('nan'):.1f} ms"
     )
+    if server_cpu_before is not None and server_cpu_after is not None and sent[0]:
+        server_ms = (server_cpu_after - server_cpu_before) * 1000 / sent[0]
+        print(f"  server CPU      {server_ms:.2f} ms per request (pid {pid}, {sent[0]} requests)")
+    if sent[0]:
+        print(f"  client CPU      {client_cpu * 1000 / sent[0]:.2f} ms per request")
     return 0 if accepted == len(latencies) else 1
 
 
