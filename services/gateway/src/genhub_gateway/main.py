@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware import Middleware
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
 from genhub_gateway import openapi_examples, services
@@ -18,6 +19,7 @@ from genhub_gateway.adapters.urls import UrlChecker
 from genhub_gateway.config import Settings
 from genhub_gateway.handlers import admin, admin_proxies, http, kafka, proxies
 from genhub_gateway.handlers.deps import Gateway
+from genhub_gateway.handlers.fastpath import GenerateFastPath, generate_route
 from genhub_gateway.handlers.middleware import GatewayMiddleware
 
 
@@ -90,5 +92,10 @@ def create_app(
         return settings.max_body_bytes
 
     app.add_middleware(GatewayMiddleware, limit_for=body_limit)
+    # Innermost (after the metrics): POST /v1/generate skips FastAPI's routing and dependency
+    # solving; anything unusual still goes to the route (handlers/fastpath.py).
+    app.user_middleware.append(
+        Middleware(GenerateFastPath, route=generate_route(http.router.routes))
+    )
     openapi_examples.install(app)
     return app

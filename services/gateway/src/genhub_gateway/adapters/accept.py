@@ -11,7 +11,8 @@ until this statement commits, then finds the key recorded and replays the answer
 import json
 from typing import Any
 
-from genhub_platform.outbox import OutboxMessage
+from genhub_contracts import Envelope
+from opentelemetry import propagate
 
 from genhub_gateway.adapters.pgpool import PgPool
 from genhub_gateway.domain.jobs import NewJob
@@ -56,12 +57,19 @@ class JobAcceptor:
     async def accept(
         self,
         job: NewJob,
-        message: OutboxMessage,
+        event: Envelope[Any],
         *,
         idempotency: tuple[str, str, int, dict[str, Any]] | None = None,
     ) -> bool:
         """Write the job and its event (and the key with its answer: (key, request hash,
-        status, body)). False, with nothing written, when the app already has that key."""
+        status, body)). False, with nothing written, when the app already has that key.
+
+        The event's outbox row holds what `OutboxMessage.from_event` would put there (the
+        trace context of this request, the event type header), without building that ORM
+        object: on the hot path its construction costs more than the insert."""
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        headers["event-type"] = event.type
         args: list[Any] = [
             job.job_id,
             job.app_id,
@@ -71,10 +79,10 @@ class JobAcceptor:
             job.priority,
             _json(job.spec),
             _json(job.metadata),
-            message.topic,
-            message.key,
-            message.payload,
-            _json(message.headers),
+            event.TOPIC,
+            event.key,
+            event.model_dump_json().encode(),
+            _json(headers),
         ]
         statement = _WITHOUT_KEY
         if idempotency is not None:

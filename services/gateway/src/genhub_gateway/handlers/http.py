@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from genhub_contracts import JobStatus
 from genhub_platform.deps import UowDep
 from genhub_platform.errors import ApiError
-from genhub_platform.outbox import OutboxMessage
 from genhub_platform.runtime import Runtime
 from genhub_platform.uow import UnitOfWork
 
@@ -205,7 +204,7 @@ async def generate(
         else None
     )
     job_id = job.job_id
-    if await gateway.acceptor.accept(job, OutboxMessage.from_event(event), idempotency=recorded_as):
+    if await gateway.acceptor.accept(job, event, idempotency=recorded_as):
         runtime.relay.wake()
     elif idempotency_key is not None and request_hash is not None:
         # The app used this key before: replay, 422, 409, or take over an expired key.
