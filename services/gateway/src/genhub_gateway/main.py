@@ -6,6 +6,7 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware import Middleware
+from genhub_platform.kafka import BrokerPublisher
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
 from genhub_gateway import openapi_examples, services
@@ -14,6 +15,7 @@ from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore, admin_token_loader, db_loader
 from genhub_gateway.adapters.pgpool import PgPool
 from genhub_gateway.adapters.ratelimit import RateLimiter
+from genhub_gateway.adapters.relay import PgOutboxRelay
 from genhub_gateway.adapters.upstream import Upstreams
 from genhub_gateway.adapters.urls import UrlChecker
 from genhub_gateway.config import Settings
@@ -60,6 +62,13 @@ def create_app(
     if settings.project_events:
         kafka.register(runtime)
     gateway = build_gateway(settings, runtime, upstream_transport)
+    # The relay reads the outbox on the accept path's asyncpg pool (adapters/relay.py).
+    runtime.relay = PgOutboxRelay(
+        gateway.pool,
+        runtime.sessions,
+        BrokerPublisher(runtime.broker),
+        poll_interval_s=settings.outbox_poll_interval_s,
+    )
 
     async def close_upstreams() -> None:
         # Runs for the app's lifetime; cancelled at shutdown, when it closes the HTTP pool.
