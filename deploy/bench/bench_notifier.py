@@ -6,7 +6,11 @@
 
 Needs the running notifier (NOTIFIER_URL, default http://127.0.0.1:8084) with
 NOTIFIER_ALLOW_PRIVATE_WEBHOOKS=true (the local profile) and Kafka (KAFKA_BOOTSTRAP_SERVERS).
-It registers one endpoint per fresh app on a minimal loopback HTTP server in this process.
+It registers one endpoint per fresh app on a minimal loopback HTTP server that runs in a child
+process (so the producer's work here never delays or stamps an arrival late), and deletes the
+endpoints at the end (anything still pending then fails without a request instead of retrying
+against a closed port). With --pid (default: var/run/notifier.pid when present) it also reports
+the notifier's CPU time per delivery.
 
 For every job it first publishes `job.requested` and `tokens.settled` (untimed) and waits until
 the notifier's consumer group has consumed them, as in the real saga where they precede the
@@ -21,12 +25,15 @@ round trip per attempt for fresh output URLs).
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -77,8 +84,81 @@ class Receiver:
                 self.arrivals.setdefault(headers.get("webhook-id", ""), now)
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             writer.close()
+
+
+def _receiver_main(conn: Connection) -> None:
+    """Child process: serve until told to stop, then send back every arrival time."""
+
+    async def serve() -> None:
+        receiver = Receiver()
+        await receiver.start()
+        conn.send(receiver.port)
+        loop = asyncio.get_running_loop()
+        while True:
+            request = await loop.run_in_executor(None, conn.recv)
+            conn.send(dict(receiver.arrivals))
+            if request == "stop":
+                return
+
+    asyncio.run(serve())
+
+
+class ReceiverProcess:
+    """The receiver in its own process; `arrivals()` asks it for what came so far."""
+
+    def __init__(self) -> None:
+        self._conn, child = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("fork").Process(
+            target=_receiver_main, args=(child,), daemon=True
+        )
+        self._process.start()
+        self.port: int = self._conn.recv()
+
+    def arrivals(self) -> dict[str, float]:
+        self._conn.send("get")
+        arrivals: dict[str, float] = self._conn.recv()
+        return arrivals
+
+    async def wait_for(self, ids: list[str], timeout: float) -> dict[str, float]:
+        deadline = time.monotonic() + timeout
+        while True:
+            arrivals = self.arrivals()
+            if all(k in arrivals for k in ids) or time.monotonic() > deadline:
+                return arrivals
+            await asyncio.sleep(0.25)
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self._conn.recv()
+        self._process.join(5)
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def notifier_pid(arg: int | None) -> int | None:
+    if arg is not None:
+        return arg
+    pidfile = Path(__file__).resolve().parents[2] / "var" / "run" / "notifier.pid"
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+async def delete_endpoints(apps: list[uuid.UUID], endpoint_ids: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=NOTIFIER, timeout=10) as http:
+        for app, endpoint in zip(apps, endpoint_ids, strict=False):
+            await http.delete(f"/internal/apps/{app}/endpoints/{endpoint}")
 
 
 def job_events(app: uuid.UUID) -> tuple[uuid.UUID, JobRequested, TokensSettled]:
@@ -160,9 +240,17 @@ async def prepare(
 
 
 async def run(args: argparse.Namespace) -> int:
-    receiver = Receiver()
-    await receiver.start()
+    receiver = ReceiverProcess()
+    try:
+        return await measure(args, receiver)
+    finally:
+        receiver.stop()
+
+
+async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
+    pid = notifier_pid(args.pid)
     apps = [uuid.uuid4() for _ in range(args.apps)]
+    endpoint_ids: list[str] = []
     async with httpx.AsyncClient(base_url=NOTIFIER, timeout=10) as http:
         try:
             (await http.get("/readyz")).raise_for_status()
@@ -179,6 +267,7 @@ async def run(args: argparse.Namespace) -> int:
                 },
             )
             response.raise_for_status()
+            endpoint_ids.append(response.json()["endpoint"]["id"])
 
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=2)
     await producer.start()
@@ -191,6 +280,7 @@ async def run(args: argparse.Namespace) -> int:
         # paced: steady rate, delay from publish to arrival
         published: dict[str, float] = {}
         interval = 1.0 / args.rate
+        paced_cpu_start = cpu_seconds(pid)
         start = time.perf_counter()
         for i, (app, job) in enumerate(paced_jobs):
             due = start + i * interval
@@ -201,29 +291,25 @@ async def run(args: argparse.Namespace) -> int:
             await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
         await producer.flush()
         sent_s = time.perf_counter() - start
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not all(k in receiver.arrivals for k in published):
-            await asyncio.sleep(0.1)
-        delays = [
-            (receiver.arrivals[k] - t) * 1000
-            for k, t in published.items()
-            if k in receiver.arrivals
-        ]
+        arrivals = await receiver.wait_for(list(published), 60)
+        paced_cpu_end = cpu_seconds(pid)
+        delays = [(arrivals[k] - t) * 1000 for k, t in published.items() if k in arrivals]
         missing = len(published) - len(delays)
 
         # burst: throughput with a backlog
         burst_ids = [job_message_id(job, WebhookEventType.FAILED) for _, job in burst_jobs]
         burst_start = time.time()
+        cpu_start = cpu_seconds(pid)
         for app, job in burst_jobs:
             event = completion(app, job)
             await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
         await producer.flush()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not all(k in receiver.arrivals for k in burst_ids):
-            await asyncio.sleep(0.1)
-        got = [receiver.arrivals[k] for k in burst_ids if k in receiver.arrivals]
+        arrivals = await receiver.wait_for(burst_ids, 120)
+        cpu_end = cpu_seconds(pid)
+        got = [arrivals[k] for k in burst_ids if k in arrivals]
     finally:
         await producer.stop()
+        await delete_endpoints(apps, endpoint_ids)
 
     print(f"notifier benchmark against {NOTIFIER} (Kafka {KAFKA}), {args.apps} apps/endpoints")
     if delays:
@@ -241,6 +327,15 @@ async def run(args: argparse.Namespace) -> int:
             f"burst   {len(burst_ids)} job.completed at once: delivered {len(got)} in "
             f"{span:.2f} s = {len(got) / span:.0f} deliveries/s (publish to last arrival)"
         )
+    if pid is not None and None not in (paced_cpu_start, paced_cpu_end, cpu_start, cpu_end):
+        assert paced_cpu_start is not None and paced_cpu_end is not None
+        assert cpu_start is not None and cpu_end is not None
+        per_paced = (paced_cpu_end - paced_cpu_start) * 1000 / max(1, len(delays))
+        per_burst = (cpu_end - cpu_start) * 1000 / max(1, len(got))
+        print(
+            f"cpu     notifier (pid {pid}) CPU per delivery: paced {per_paced:.2f} ms, "
+            f"burst {per_burst:.2f} ms (includes whatever else the shared stack sent it)"
+        )
     ok = bool(delays) and missing == 0 and percentile(delays, 99) < args.target_p99_ms
     verdict = "met" if ok else "NOT met"
     print(f"target p99 < {args.target_p99_ms:.0f} ms at {args.rate:.0f}/s: {verdict}")
@@ -254,6 +349,7 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=10)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--target-p99-ms", type=float, default=100.0)
+    parser.add_argument("--pid", type=int, default=None, help="notifier pid (CPU per delivery)")
     return asyncio.run(run(parser.parse_args()))
 
 

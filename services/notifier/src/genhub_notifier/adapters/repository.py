@@ -1,5 +1,6 @@
 """Queries on the notifier tables. Every tenant-scoped query filters by app_id."""
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,29 +146,15 @@ async def disable_endpoint(
 # --- subscriptions and settlements --------------------------------------------------------------
 
 
-async def insert_subscription(session: AsyncSession, **values: Any) -> bool:
-    result = await session.exec(
-        insert(JobSubscription)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(col(JobSubscription.job_id))
-    )
-    return result.first() is not None
+async def insert_subscriptions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """One statement for a batch; a job already known is left as it is."""
+    if rows:
+        await session.exec(insert(JobSubscription).values(rows).on_conflict_do_nothing())
 
 
-async def get_subscription(
-    session: AsyncSession, app_id: UUID, job_id: UUID
-) -> JobSubscription | None:
-    result = await session.exec(
-        select(JobSubscription).where(
-            JobSubscription.job_id == job_id, JobSubscription.app_id == app_id
-        )
-    )
-    return result.first()
-
-
-async def insert_settlement(session: AsyncSession, **values: Any) -> None:
-    await session.exec(insert(JobSettlement).values(**values).on_conflict_do_nothing())
+async def insert_settlements(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.exec(insert(JobSettlement).values(rows).on_conflict_do_nothing())
 
 
 async def subscriptions_for(
@@ -198,13 +185,6 @@ async def enabled_endpoints(session: AsyncSession, app_ids: list[UUID]) -> Seque
             .order_by(col(Endpoint.created_at), col(Endpoint.id))
         )
     ).all()
-
-
-async def get_settlement(session: AsyncSession, app_id: UUID, job_id: UUID) -> JobSettlement | None:
-    result = await session.exec(
-        select(JobSettlement).where(JobSettlement.job_id == job_id, JobSettlement.app_id == app_id)
-    )
-    return result.first()
 
 
 # --- messages -----------------------------------------------------------------------------------
@@ -270,17 +250,38 @@ async def claim_waiting_messages(
     ).all()
 
 
-async def set_message(
-    session: AsyncSession,
-    message_id: str,
-    status: MessageStatus,
-    next_check_at: datetime | None,
-    event_data: dict[str, Any] | None = None,
-) -> None:
-    values: dict[str, Any] = {"status": status.value, "next_check_at": next_check_at}
-    if event_data is not None:
-        values["event_data"] = event_data
-    await session.exec(update(Message).where(col(Message.id) == message_id).values(**values))
+@dataclass(frozen=True)
+class MessageUpdate:
+    message_id: str
+    status: MessageStatus
+    next_check_at: datetime | None
+    event_data: dict[str, Any]
+
+
+_SET_MESSAGES = text(
+    """
+    UPDATE messages AS m SET
+        status = v.status, next_check_at = v.next_check_at, event_data = v.event_data::jsonb
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:next_at AS timestamptz[]),
+        CAST(:data AS text[])
+    ) AS v(id, status, next_check_at, event_data)
+    WHERE m.id = v.id
+    """
+)
+
+
+async def set_messages(session: AsyncSession, updates: Sequence[MessageUpdate]) -> None:
+    """New states of many messages in one statement (no ORM bookkeeping per row)."""
+    if not updates:
+        return
+    params = {
+        "ids": [u.message_id for u in updates],
+        "statuses": [u.status.value for u in updates],
+        "next_at": [u.next_check_at for u in updates],
+        "data": [json.dumps(u.event_data) for u in updates],
+    }
+    await session.exec(_SET_MESSAGES, params=params)  # type: ignore[call-overload]
 
 
 # --- deliveries ---------------------------------------------------------------------------------
@@ -349,6 +350,7 @@ async def claim_due(
             update(Delivery)
             .where(col(Delivery.id).in_([r.id for r in taken]))
             .values(next_attempt_at=lease_until, claim_token=token)
+            .execution_options(synchronize_session=False)  # the rows are updated below
         )
         for row in taken:
             row.claim_token = token
@@ -450,8 +452,12 @@ async def release_claims(session: AsyncSession, token: UUID, ids: list[str], now
     )
 
 
-def add_attempt(session: AsyncSession, attempt: DeliveryAttempt) -> None:
-    session.add(attempt)
+async def add_attempts(session: AsyncSession, attempts: Sequence[DeliveryAttempt]) -> None:
+    """One insert for many attempts (no ORM unit-of-work bookkeeping per row)."""
+    if attempts:
+        await session.exec(
+            insert(DeliveryAttempt).values([a.model_dump(exclude={"id"}) for a in attempts])
+        )
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from genhub_notifier.domain.endpoints import disable_reason, signing_secrets
 from genhub_notifier.domain.response import Decision, Outcome, Reason, decide, error_text
 from genhub_notifier.domain.retry import RetrySchedule
 from genhub_notifier.domain.signing import signed_headers
-from genhub_notifier.services.fanout import FanoutConfig, announce_disabled, resolve
+from genhub_notifier.services.fanout import FanoutConfig, announce_disabled, resolve_many
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class Dispatcher:
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
         self._per_target: dict[str, int] = {}
         self._wakeup = asyncio.Event()
+        self._resolve_wakeup = asyncio.Event()
         self._results: list[_Result] = []
         self._finished_count = 0
         self._writer: asyncio.Task[None] | None = None
@@ -120,14 +121,17 @@ class Dispatcher:
     def wake(self) -> None:
         """New or replayed work is due (a NOTIFY from any replica, or this process)."""
         self._wakeup.set()
+        self._resolve_wakeup.set()
 
     async def run_forever(self) -> None:
+        # Waiting messages are resolved by a loop of their own: a backlog of them (another
+        # app's jobs, rejections racing their job.requested) never delays a due first attempt.
+        resolver = asyncio.create_task(self._resolve_forever())
         try:
             while True:
                 self._wakeup.clear()
                 finished = self._finished_count
                 try:
-                    await self._resolve_waiting()
                     claimed = await self._fill_slots()
                 except asyncio.CancelledError:
                     raise
@@ -139,8 +143,26 @@ class Dispatcher:
                 ):
                     await self._idle()
         except asyncio.CancelledError:
+            resolver.cancel()
+            await asyncio.gather(resolver, return_exceptions=True)
             await self._shutdown()
             raise
+
+    async def _resolve_forever(self) -> None:
+        while True:
+            self._resolve_wakeup.clear()
+            try:
+                resolved = await self._resolve_waiting()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("resolving waiting messages failed; retrying")
+                resolved = 0
+            if resolved:
+                self._wakeup.set()  # their deliveries are due now: no need to wait for NOTIFY
+            if resolved < self._config.message_batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._resolve_wakeup.wait(), self._config.poll_s)
 
     async def _idle(self) -> None:
         """Until a wake-up, a finished send (a slot or an endpoint's turn frees) or the poll."""
@@ -175,9 +197,7 @@ class Dispatcher:
         now = self._clock()
         async with self._sessions() as session, session.begin():
             messages = await repo.claim_waiting_messages(session, now, self._config.message_batch)
-            for message in messages:
-                await resolve(session, message, self._config.fanout, now)
-        return len(messages)
+            return await resolve_many(session, messages, self._config.fanout, now)
 
     async def _fill_slots(self) -> int:
         free = self._config.max_in_flight - len(self._in_flight)
@@ -442,9 +462,7 @@ class Dispatcher:
     async def _write(self, batch: list["_Result"]) -> set[str]:
         now = self._clock()
         async with self._sessions() as session, session.begin():
-            for r in batch:
-                if r.attempt is not None:
-                    repo.add_attempt(session, r.attempt)
+            await repo.add_attempts(session, [r.attempt for r in batch if r.attempt is not None])
             kept = await repo.finish_claims(session, [r.claim for r in batch], now)
             for r in batch:
                 if r.claim.delivery_id in kept and r.endpoint and r.decision:

@@ -7,6 +7,7 @@ message or delivery. The list forms take a whole Kafka batch in one unit of work
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from genhub_contracts import JobCompleted, JobRequested, LowBalance, TokensRejected, TokensSettled
@@ -90,22 +91,25 @@ class EventRecorder:
         self, uow: UnitOfWork, events: list[JobRequested], now: datetime | None = None
     ) -> None:
         jobs: list[tuple[UUID, UUID]] = []
+        rows: list[dict[str, Any]] = []
         for event in events:
             if event.job_id is None:
                 log.warning("job.requested without job_id ignored")
                 continue
             spec = event.payload.spec
-            await repo.insert_subscription(
-                uow.session,
-                job_id=event.job_id,
-                app_id=event.app_id,
-                user_id=spec.user_id,
-                model=spec.model,
-                webhook_url=str(spec.webhook_url) if spec.webhook_url else None,
-                job_metadata=spec.metadata,
-                requested_at=event.occurred_at,
+            rows.append(
+                {
+                    "job_id": event.job_id,
+                    "app_id": event.app_id,
+                    "user_id": spec.user_id,
+                    "model": spec.model,
+                    "webhook_url": str(spec.webhook_url) if spec.webhook_url else None,
+                    "job_metadata": spec.metadata,
+                    "requested_at": event.occurred_at,
+                }
             )
             jobs.append((event.app_id, event.job_id))
+        await repo.insert_subscriptions(uow.session, rows)
         # A terminal event may have overtaken these (other topic): release it.
         await self._wake(uow, jobs, now)
 
@@ -113,19 +117,22 @@ class EventRecorder:
         self, uow: UnitOfWork, events: list[TokensSettled], now: datetime | None = None
     ) -> None:
         jobs: list[tuple[UUID, UUID]] = []
+        rows: list[dict[str, Any]] = []
         for event in events:
             if event.job_id is None:
                 continue
             payload = event.payload
-            await repo.insert_settlement(
-                uow.session,
-                job_id=event.job_id,
-                app_id=event.app_id,
-                outcome=payload.outcome,
-                charged=payload.charged,
-                refunded=payload.refunded,
+            rows.append(
+                {
+                    "job_id": event.job_id,
+                    "app_id": event.app_id,
+                    "outcome": payload.outcome,
+                    "charged": payload.charged,
+                    "refunded": payload.refunded,
+                }
             )
             jobs.append((event.app_id, event.job_id))
+        await repo.insert_settlements(uow.session, rows)
         await self._wake(uow, jobs, now)
 
     async def _wake(
