@@ -33,6 +33,21 @@ async def notify_due(session: AsyncSession) -> None:
     await session.exec(text(f"SELECT pg_notify('{DUE_CHANNEL}', '')"))  # type: ignore[call-overload]
 
 
+def _unnest_insert(table: str, columns: Sequence[tuple[str, str]], returning: str = "") -> Any:
+    """`INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`: one fixed statement for
+    any number of rows (a multi-VALUES insert is compiled afresh for every row count, which
+    cost more CPU than the database work)."""
+    names = ", ".join(name for name, _ in columns)
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
+    # Built once at import from this module's constants, never from input.
+    sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"  # noqa: S608
+    return text(sql + (f" RETURNING {returning}" if returning else ""))
+
+
+def _columns(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    return {name: [row.get(name) for row in rows] for name, _ in columns}
+
+
 # --- app signing secrets (for jobs' own webhook_url) --------------------------------------------
 
 
@@ -190,13 +205,27 @@ async def enabled_endpoints(session: AsyncSession, app_ids: list[UUID]) -> Seque
 # --- messages -----------------------------------------------------------------------------------
 
 
+_MESSAGE_COLUMNS = (
+    ("id", "text"),
+    ("app_id", "uuid"),
+    ("job_id", "uuid"),
+    ("event_type", "text"),
+    ("status", "text"),
+    ("event_data", "jsonb"),
+    ("next_check_at", "timestamptz"),
+    ("occurred_at", "timestamptz"),
+    ("created_at", "timestamptz"),
+)
+_INSERT_MESSAGES = _unnest_insert("messages", _MESSAGE_COLUMNS, returning="id")
+
+
 async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
     """The ids actually inserted (an existing id is a replayed event: left alone)."""
     if not rows:
         return set()
-    result = await session.exec(
-        insert(Message).values(rows).on_conflict_do_nothing().returning(col(Message.id))
-    )
+    params = _columns(rows, _MESSAGE_COLUMNS)
+    params["event_data"] = [json.dumps(data) for data in params["event_data"]]
+    result = await session.exec(_INSERT_MESSAGES, params=params)  # type: ignore[call-overload]
     return {row[0] for row in result.all()}
 
 
@@ -287,11 +316,28 @@ async def set_messages(session: AsyncSession, updates: Sequence[MessageUpdate]) 
 # --- deliveries ---------------------------------------------------------------------------------
 
 
+_DELIVERY_COLUMNS = (
+    ("id", "text"),
+    ("message_id", "text"),
+    ("app_id", "uuid"),
+    ("job_id", "uuid"),
+    ("endpoint_id", "uuid"),
+    ("target_key", "text"),
+    ("event_type", "text"),
+    ("status", "text"),
+    ("target_url", "text"),
+    ("next_attempt_at", "timestamptz"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_INSERT_DELIVERIES = _unnest_insert("deliveries", _DELIVERY_COLUMNS, returning="id")
+
+
 async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
-    result = await session.exec(
-        insert(Delivery).values(rows).on_conflict_do_nothing().returning(col(Delivery.id))
+    result = await session.exec(  # type: ignore[call-overload]
+        _INSERT_DELIVERIES, params=_columns(rows, _DELIVERY_COLUMNS)
     )
     return len(result.all())
 
@@ -452,12 +498,24 @@ async def release_claims(session: AsyncSession, token: UUID, ids: list[str], now
     )
 
 
+_ATTEMPT_COLUMNS = (
+    ("delivery_id", "text"),
+    ("attempt_no", "int"),
+    ("url", "text"),
+    ("started_at", "timestamptz"),
+    ("status_code", "int"),
+    ("latency_ms", "int"),
+    ("response_excerpt", "text"),
+    ("error", "text"),
+)
+_INSERT_ATTEMPTS = _unnest_insert("delivery_attempts", _ATTEMPT_COLUMNS)
+
+
 async def add_attempts(session: AsyncSession, attempts: Sequence[DeliveryAttempt]) -> None:
-    """One insert for many attempts (no ORM unit-of-work bookkeeping per row)."""
+    """One fixed statement for many attempts (no ORM bookkeeping or compiling per row)."""
     if attempts:
-        await session.exec(
-            insert(DeliveryAttempt).values([a.model_dump(exclude={"id"}) for a in attempts])
-        )
+        params = {name: [getattr(a, name) for a in attempts] for name, _ in _ATTEMPT_COLUMNS}
+        await session.exec(_INSERT_ATTEMPTS, params=params)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
