@@ -426,3 +426,23 @@ async def test_adjustments_credit_and_debit_never_below_available(
         await adjust(0, "z")
     assert await saga.funds() == (15, 10)
     await saga.assert_reconciles()
+
+
+async def test_a_disabled_user_is_rejected_until_re_enabled(
+    saga: Any, outbox: Any, make_uow: Any
+) -> None:
+    await saga.grant("u1", 100)
+
+    async def disable(flag: bool) -> None:
+        async with make_uow() as uow:
+            await services.set_user_disabled(uow, app_id=saga.app_id, user_id="u1", disabled=flag)
+            await uow.commit()
+
+    await disable(True)
+    await saga.reserve(saga.requested())
+    [rejected] = of(TokensRejected, await outbox())
+    assert rejected.payload.reason is RejectReason.USER_DISABLED
+    await disable(False)
+    await saga.reserve(saga.requested())
+    assert len(of(TokensReserved, await outbox())) == 1
+    assert await saga.funds() == (100, 10)

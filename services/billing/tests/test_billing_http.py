@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -34,7 +34,7 @@ async def test_unknown_user_reads_as_zero(client: httpx.AsyncClient, app_id: UUI
     assert r.status_code == 200
     assert r.json() == {
         "app_id": str(app_id), "user_id": "ghost", "balance": 0, "reserved": 0, "available": 0,
-        "free_quota_left": 0, "free_quota_per_day": 0,
+        "free_quota_left": 0, "free_quota_per_day": 0, "disabled": False,
     }  # fmt: skip
 
 
@@ -309,3 +309,13 @@ async def test_a_budget_lowered_under_the_spend_is_announced_once(
     assert [(a.app_id, a.payload.level, a.payload.budget_usd) for a in alerts] == [
         (app_id, "soft", "10.0000"), (app_id, "hard", "5.0000")
     ]  # fmt: skip
+
+
+async def test_disabling_a_user(client: httpx.AsyncClient, app_id: UUID) -> None:
+    r = await client.put(user_url(app_id, "bad"), json={"disabled": True})
+    assert (r.status_code, r.json()["disabled"]) == (200, True)
+    assert (await client.get(f"{user_url(app_id, 'bad')}/balance")).json()["disabled"] is True
+    other = uuid4()  # tenant-scoped: the same user id in another app is untouched
+    assert (await client.get(f"{user_url(other, 'bad')}/balance")).json()["disabled"] is False
+    r = await client.put(user_url(app_id, "bad"), json={"disabled": "yes"})
+    assert r.status_code == 422

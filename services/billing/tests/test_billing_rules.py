@@ -171,6 +171,11 @@ def test_budget_and_unknown_model_rejections() -> None:
     blocked = reservation.decide(_request(), _terms(budget_blocked=True), account)
     assert isinstance(blocked, reservation.Reject)
     assert blocked.reason is RejectReason.BUDGET_EXCEEDED
+    disabled = reservation.AccountState(balance=100, reserved=0, disabled=True)
+    refused = reservation.decide(_request(), _terms(free_daily_quota=5), disabled)
+    assert isinstance(refused, reservation.Reject)
+    assert refused.reason is RejectReason.USER_DISABLED
+    assert disabled.quota_used == 0
     unknown = reservation.decide(_request(model="nope"), _terms(), account)
     assert isinstance(unknown, reservation.Reject)
     assert unknown.reason is RejectReason.UNKNOWN_MODEL

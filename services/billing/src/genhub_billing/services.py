@@ -117,7 +117,9 @@ async def reserve_batch(
     used = await batch_sql.quota_used(session, now.day, quota_pairs)
     owners = {r.account_id: (r.app_id, r.user_id) for r in requests}
     states = {
-        account_id: reservation.AccountState(a.balance, a.reserved, used.get(owners[account_id], 0))
+        account_id: reservation.AccountState(
+            a.balance, a.reserved, used.get(owners[account_id], 0), a.disabled
+        )
         for account_id, a in locked.items()
     }
 
@@ -607,11 +609,20 @@ def publish_low_balance_if_crossed(
         uow.publish(_low_balance(app_id, user_id, after, threshold))
 
 
+async def set_user_disabled(uow: UnitOfWork, *, app_id: UUID, user_id: str, disabled: bool) -> None:
+    """Disable (or re-enable) an end user: new jobs are rejected with `user_disabled`; jobs
+    already held settle normally."""
+    repo = LedgerRepo(uow.session)
+    await repo.ensure_accounts(app_id, user_id)
+    await repo.set_disabled(app_id, user_id, disabled)
+
+
 @dataclass(frozen=True, slots=True)
 class Balance:
     funds: Funds
     free_quota_per_day: int
     free_quota_left: int
+    disabled: bool
 
 
 async def get_balance(uow: UnitOfWork, *, app_id: UUID, user_id: str) -> Balance:
@@ -620,7 +631,8 @@ async def get_balance(uow: UnitOfWork, *, app_id: UUID, user_id: str) -> Balance
     settings = await repo.app_settings(app_id)
     per_day = settings.free_daily_quota if settings else 0
     used = await repo.quota_used_today(app_id, user_id) if per_day else 0
-    return Balance(funds, per_day, quota.quota_left(per_day, used))
+    disabled = await repo.is_disabled(app_id, user_id)
+    return Balance(funds, per_day, quota.quota_left(per_day, used), disabled)
 
 
 async def get_funds(uow: UnitOfWork, *, app_id: UUID, user_id: str) -> Funds:

@@ -33,6 +33,7 @@ class LockedAccount:
     balance: int
     reserved: int
     plan: str | None
+    disabled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +109,11 @@ async def ensure_accounts(
 async def lock_accounts(session: AsyncSession, ids: Iterable[UUID]) -> dict[UUID, LockedAccount]:
     rows = await run(
         session,
-        "SELECT id, balance, reserved, plan FROM accounts WHERE id = ANY(CAST(:ids AS uuid[]))"
-        " ORDER BY id FOR UPDATE",
+        "SELECT id, balance, reserved, plan, disabled FROM accounts"
+        " WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE",
         ids=sorted(set(ids)),
     )
-    return {r[0]: LockedAccount(r[0], r[1], r[2], r[3]) for r in rows.all()}
+    return {r[0]: LockedAccount(r[0], r[1], r[2], r[3], r[4]) for r in rows.all()}
 
 
 async def app_rows(session: AsyncSession, app_ids: Sequence[UUID], period: str) -> list[AppRow]:

@@ -75,6 +75,26 @@ class LedgerRepo:
         row = (await self.session.exec(query)).first()
         return Funds(row[0], row[1]) if row else Funds(0, 0)
 
+    async def set_disabled(self, app_id: UUID, user_id: str, disabled: bool) -> None:
+        await self.session.exec(
+            update(Account)
+            .where(
+                col(Account.id) == user_account_id(app_id, user_id),
+                col(Account.app_id) == app_id,
+            )
+            .values(disabled=disabled, updated_at=func.now())
+        )
+
+    async def is_disabled(self, app_id: UUID, user_id: str) -> bool:
+        row = (
+            await self.session.exec(
+                select(Account.disabled).where(
+                    Account.id == user_account_id(app_id, user_id), Account.app_id == app_id
+                )
+            )
+        ).first()
+        return bool(row)
+
     async def try_reserve(self, account_id: UUID, amount: int) -> Funds | None:
         """Reserve `amount` if available; None when it is not. Atomic under concurrency."""
         row = (

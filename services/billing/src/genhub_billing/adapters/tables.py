@@ -62,6 +62,7 @@ class Account(SQLModel, table=True):
     user_id: str | None = Field(default=None, max_length=128)
     kind: str = Field(max_length=16)
     plan: str | None = Field(default=None, max_length=16)  # the end user's tier, last seen
+    disabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     balance: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
     )

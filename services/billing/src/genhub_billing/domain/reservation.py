@@ -47,6 +47,10 @@ def unknown_model(model: str) -> Reject:
     return Reject(RejectReason.UNKNOWN_MODEL, f"no price for model {model!r}")
 
 
+def user_disabled() -> Reject:
+    return Reject(RejectReason.USER_DISABLED, "this user is disabled for this app")
+
+
 def budget_exceeded() -> Reject:
     return Reject(RejectReason.BUDGET_EXCEEDED, "the app's monthly provider budget is exhausted")
 
@@ -76,6 +80,7 @@ class AccountState:
     balance: int
     reserved: int
     quota_used: int = 0
+    disabled: bool = False
     reserved_before: int = field(init=False)
     quota_used_before: int = field(init=False)
 
@@ -101,13 +106,17 @@ Decision = Hold | Reject
 
 
 def decide(request: Request, terms: AppTerms, account: AccountState) -> Decision:
-    """One request against the account's current state; mutates the state when it holds."""
+    """One request against the account's current state; mutates the state when it holds.
+
+    Order: unknown model, disabled user, hard budget cap, free quota, tokens."""
     try:
         price = terms.prices.quote(
             request.model, request.num_outputs, request.size, request.quality
         )
     except UnknownModelError:
         return unknown_model(request.model)
+    if account.disabled:
+        return user_disabled()
     if terms.budget_blocked:
         return budget_exceeded()
     if quota.covers(terms.free_daily_quota, account.quota_used, request.num_outputs):

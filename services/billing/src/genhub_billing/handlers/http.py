@@ -40,6 +40,13 @@ class BalanceOut(FundsOut):
     user_id: str
     free_quota_left: int
     free_quota_per_day: int
+    disabled: bool
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool = Field(strict=True)
 
 
 Reason = Annotated[str, Field(min_length=1, max_length=256)]
@@ -215,8 +222,17 @@ async def get_balance(app_id: UUID, user_id: UserId, uow: UowDep) -> BalanceOut:
         user_id=user_id,
         free_quota_left=balance.free_quota_left,
         free_quota_per_day=balance.free_quota_per_day,
+        disabled=balance.disabled,
         **FundsOut.of(balance.funds).model_dump(),
     )
+
+
+@router.put("/apps/{app_id}/users/{user_id}")
+async def put_user(app_id: UUID, user_id: UserId, body: UserIn, uow: UowDep) -> BalanceOut:
+    """Disable or re-enable an end user (`{"disabled": bool}`); answers with the balance."""
+    await services.set_user_disabled(uow, app_id=app_id, user_id=user_id, disabled=body.disabled)
+    await uow.commit()
+    return await get_balance(app_id, user_id, uow)
 
 
 def _future(expires_at: datetime | None, where: str) -> None:
