@@ -161,15 +161,40 @@ async def disable_endpoint(
 # --- subscriptions and settlements --------------------------------------------------------------
 
 
+_SUBSCRIPTION_COLUMNS = (
+    ("job_id", "uuid"),
+    ("app_id", "uuid"),
+    ("user_id", "text"),
+    ("model", "text"),
+    ("webhook_url", "text"),
+    ("metadata", "jsonb"),
+    ("requested_at", "timestamptz"),
+)
+_INSERT_SUBSCRIPTIONS = _unnest_insert("job_subscriptions", _SUBSCRIPTION_COLUMNS)
+_SETTLEMENT_COLUMNS = (
+    ("job_id", "uuid"),
+    ("app_id", "uuid"),
+    ("outcome", "text"),
+    ("charged", "int"),
+    ("refunded", "int"),
+)
+_INSERT_SETTLEMENTS = _unnest_insert("job_settlements", _SETTLEMENT_COLUMNS)
+
+
 async def insert_subscriptions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """One statement for a batch; a job already known is left as it is."""
+    """One statement for a batch; a job already known is left as it is. Rows use the
+    columns' names (`metadata`, as JSON-ready values)."""
     if rows:
-        await session.exec(insert(JobSubscription).values(rows).on_conflict_do_nothing())
+        params = _columns(rows, _SUBSCRIPTION_COLUMNS)
+        params["metadata"] = [json.dumps(m or {}) for m in params["metadata"]]
+        await session.exec(_INSERT_SUBSCRIPTIONS, params=params)  # type: ignore[call-overload]
 
 
 async def insert_settlements(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.exec(insert(JobSettlement).values(rows).on_conflict_do_nothing())
+        await session.exec(  # type: ignore[call-overload]
+            _INSERT_SETTLEMENTS, params=_columns(rows, _SETTLEMENT_COLUMNS)
+        )
 
 
 async def subscriptions_for(

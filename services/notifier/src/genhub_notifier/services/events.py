@@ -104,7 +104,7 @@ class EventRecorder:
                     "user_id": spec.user_id,
                     "model": spec.model,
                     "webhook_url": str(spec.webhook_url) if spec.webhook_url else None,
-                    "job_metadata": spec.metadata,
+                    "metadata": spec.metadata,
                     "requested_at": event.occurred_at,
                 }
             )
