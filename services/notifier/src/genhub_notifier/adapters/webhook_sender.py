@@ -27,11 +27,15 @@ class WebhookSender:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         # trust_env=False: no proxy from the environment may reroute a pinned request.
+        # Every open connection may stay alive: httpx keeps only 20 idle by default, so with
+        # more endpoints busy at once each request beyond that paid a connect and a close.
         self._client = httpx.AsyncClient(
             timeout=timeout_s,
             follow_redirects=False,
             trust_env=False,
-            limits=httpx.Limits(max_connections=max_connections),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             transport=transport,
         )
 
