@@ -260,6 +260,6 @@ def test_an_api_only_replica_consumes_no_events(settings: Any) -> None:
     from genhub_gateway.main import create_app
 
     api_only = settings.model_copy(update={"project_events": False})
-    assert create_app(api_only).state.runtime.consumer._routes == {}
-    projecting = create_app(settings).state.runtime.consumer._routes
+    assert create_app(api_only).state.runtime.consumer.topics == []
+    projecting = create_app(settings).state.runtime.consumer.topics
     assert {"tokens.reserved", "tokens.rejected", "job.completed"} <= set(projecting)

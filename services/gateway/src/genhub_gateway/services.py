@@ -615,21 +615,41 @@ def _write_progress(job: JobRow, p: JobProgress, now: datetime) -> None:
     job.updated_at = now
 
 
-async def project(
-    uow: UnitOfWork, event: Envelope[Any], change: Callable[[JobProgress], JobProgress]
-) -> None:
+Change = Callable[[JobProgress], JobProgress]
+
+
+async def project(uow: UnitOfWork, event: Envelope[Any], change: Change) -> None:
     """Apply one saga event to the job's read-model row (locked for the transaction)."""
-    if event.job_id is None:
-        log.warning("%s without job_id ignored", event.type)
-        return
-    job = await JobRepository(uow.session).lock(event.app_id, event.job_id)
-    if job is None:
-        # Only the gateway creates jobs, in the same transaction as job.requested, so this is
-        # another environment's event or a wiped database: nothing to project onto.
-        log.warning("%s for unknown job %s ignored", event.type, event.job_id)
-        return
-    before = progress_of(job)
-    after = change(before)
-    if after != before:
-        _write_progress(job, after, utcnow())
-        uow.session.add(job)
+    await project_many(uow, [(event, change)])
+
+
+async def project_many(uow: UnitOfWork, changes: list[tuple[Envelope[Any], Change]]) -> None:
+    """Apply saga events, in order, to their jobs' read-model rows: the rows are locked in
+    one statement for the transaction (several events for one job apply one after the
+    other)."""
+    known = []
+    for event, change in changes:
+        if event.job_id is None:
+            log.warning("%s without job_id ignored", event.type)
+        else:
+            known.append((event, event.job_id, change))
+    jobs = await JobRepository(uow.session).lock_many(
+        list(dict.fromkeys((event.app_id, job_id) for event, job_id, _ in known))
+    )
+    now = utcnow()
+    unknown: list[str] = []
+    for event, job_id, change in known:
+        job = jobs.get((event.app_id, job_id))
+        if job is None:
+            unknown.append(f"{event.type} {job_id}")
+            continue
+        before = progress_of(job)
+        after = change(before)
+        if after != before:
+            _write_progress(job, after, now)
+            uow.session.add(job)
+    if unknown:
+        # Only the gateway creates jobs, in the same transaction as job.requested, so these
+        # are another environment's events or a wiped database: nothing to project onto.
+        # One line per batch: a flood of them must not cost a log line each.
+        log.warning("%d event(s) for unknown jobs ignored (first: %s)", len(unknown), unknown[0])
