@@ -119,3 +119,28 @@ async def test_fast_path_requests_are_labelled_with_the_route_in_metrics(
         'genhub_http_request_duration_seconds_count{method="POST",route="/v1/generate",'
         'service="gateway",status="400"}'
     ) in metrics
+
+
+async def test_fast_path_request_spans_are_named_after_the_route(
+    settings: Settings, upstreams: FakeUpstreams
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # records every span, as with a collector configured
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = _prepare(create_app(settings, upstream_transport=httpx.MockTransport(upstreams.handle)))
+    app._telemetry["tracer_provider"] = provider  # FastAPI's native request spans
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        response = await client.post(
+            "/v1/generate", headers={**GOOD, "X-User-ID": "bad id"}, json=VALID
+        )
+    await app.state.gateway.upstreams.http.aclose()
+    await app.state.runtime.engine.dispose()
+    assert response.status_code == 400
+    [span] = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
+    assert span.name == "POST /v1/generate"
+    assert span.attributes is not None and span.attributes["http.route"] == "/v1/generate"

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.routing import APIRoute
+from fastapi.telemetry._api import _route_selected
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -85,8 +86,11 @@ class GenerateFastPath:
             await self.app(scope, _replaying(messages, receive), send)
             return
 
-        scope["route"] = self.route  # what routing would have set (metrics label by it)
+        # What routing would have done: the metrics label by scope["route"], and FastAPI's
+        # request span (recorded when an exporter is configured) is named after the route.
+        scope["route"] = self.route
         scope["endpoint"] = self.route.endpoint
+        _route_selected(scope=scope, path=self.route.path)
         request = Request(scope, receive)
         try:
             caller = await require_app(request, headers.get("x-api-key") or None)
