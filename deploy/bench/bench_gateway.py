@@ -97,7 +97,9 @@ async def bench_app_key(url: str, admin_token: str) -> str:
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         if KEY_FILE.exists():
             saved = KEY_FILE.read_text().strip()
-            if (await client.get("/v1/models", headers={"X-API-Key": saved})).status_code == 200:
+            # An endpoint of the gateway alone, so a down upstream does not cost a new app.
+            check = await client.get("/v1/jobs?limit=1", headers={"X-API-Key": saved})
+            if check.status_code == 200:
                 return saved
     key = await create_app(url, admin_token)
     KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
