@@ -66,12 +66,14 @@ class Receiver:
 
     arrivals: dict[str, float] = field(default_factory=dict)
     port: int = 0
+    connections: int = 0  # opened by the notifier (keep-alive reuse keeps this low)
 
     async def start(self) -> None:
         server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -98,7 +100,7 @@ def _receiver_main(conn: Connection) -> None:
         loop = asyncio.get_running_loop()
         while True:
             request = await loop.run_in_executor(None, conn.recv)
-            conn.send(dict(receiver.arrivals))
+            conn.send((dict(receiver.arrivals), receiver.connections))
             if request == "stop":
                 return
 
@@ -109,6 +111,7 @@ class ReceiverProcess:
     """The receiver in its own process; `arrivals()` asks it for what came so far."""
 
     def __init__(self) -> None:
+        self.connections = 0
         self._conn, child = multiprocessing.Pipe()
         self._process = multiprocessing.get_context("fork").Process(
             target=_receiver_main, args=(child,), daemon=True
@@ -118,7 +121,8 @@ class ReceiverProcess:
 
     def arrivals(self) -> dict[str, float]:
         self._conn.send("get")
-        arrivals: dict[str, float] = self._conn.recv()
+        arrivals: dict[str, float]
+        arrivals, self.connections = self._conn.recv()
         return arrivals
 
     async def wait_for(self, ids: list[str], timeout: float) -> dict[str, float]:
@@ -325,7 +329,8 @@ async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
         span = max(got) - burst_start
         print(
             f"burst   {len(burst_ids)} job.completed at once: delivered {len(got)} in "
-            f"{span:.2f} s = {len(got) / span:.0f} deliveries/s (publish to last arrival)"
+            f"{span:.2f} s = {len(got) / span:.0f} deliveries/s (publish to last arrival); "
+            f"{receiver.connections} connections opened in all"
         )
     if pid is not None and None not in (paced_cpu_start, paced_cpu_end, cpu_start, cpu_end):
         assert paced_cpu_start is not None and paced_cpu_end is not None
