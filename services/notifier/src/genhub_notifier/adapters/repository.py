@@ -187,14 +187,12 @@ async def insert_subscriptions(session: AsyncSession, rows: list[dict[str, Any]]
     if rows:
         params = _columns(rows, _SUBSCRIPTION_COLUMNS)
         params["metadata"] = [json.dumps(m or {}) for m in params["metadata"]]
-        await session.exec(_INSERT_SUBSCRIPTIONS, params=params)  # type: ignore[call-overload]
+        await session.exec(_INSERT_SUBSCRIPTIONS, params=params)
 
 
 async def insert_settlements(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.exec(  # type: ignore[call-overload]
-            _INSERT_SETTLEMENTS, params=_columns(rows, _SETTLEMENT_COLUMNS)
-        )
+        await session.exec(_INSERT_SETTLEMENTS, params=_columns(rows, _SETTLEMENT_COLUMNS))
 
 
 async def subscriptions_for(
@@ -250,7 +248,7 @@ async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> 
         return set()
     params = _columns(rows, _MESSAGE_COLUMNS)
     params["event_data"] = [json.dumps(data) for data in params["event_data"]]
-    result = await session.exec(_INSERT_MESSAGES, params=params)  # type: ignore[call-overload]
+    result = await session.exec(_INSERT_MESSAGES, params=params)
     return {row[0] for row in result.all()}
 
 
@@ -361,9 +359,7 @@ _INSERT_DELIVERIES = _unnest_insert("deliveries", _DELIVERY_COLUMNS, returning="
 async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
-    result = await session.exec(  # type: ignore[call-overload]
-        _INSERT_DELIVERIES, params=_columns(rows, _DELIVERY_COLUMNS)
-    )
+    result = await session.exec(_INSERT_DELIVERIES, params=_columns(rows, _DELIVERY_COLUMNS))
     return len(result.all())
 
 
@@ -540,7 +536,7 @@ async def add_attempts(session: AsyncSession, attempts: Sequence[DeliveryAttempt
     """One fixed statement for many attempts (no ORM bookkeeping or compiling per row)."""
     if attempts:
         params = {name: [getattr(a, name) for a in attempts] for name, _ in _ATTEMPT_COLUMNS}
-        await session.exec(_INSERT_ATTEMPTS, params=params)  # type: ignore[call-overload]
+        await session.exec(_INSERT_ATTEMPTS, params=params)
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,28 @@ def _delivery_rows(
     ]
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What a batch of messages needs to be planned, keyed by (app_id, job_id) / app_id."""
+
+    subscriptions: dict[tuple[UUID, UUID | None], JobSubscription]
+    settlements: dict[tuple[UUID, UUID | None], JobSettlement]
+    endpoints: dict[UUID, list[Endpoint]]
+
+
+async def _facts(session: AsyncSession, messages: Sequence[Message | NewMessage]) -> _Facts:
+    """Three reads for a whole batch; matched on (app_id, job_id), never on a job id alone."""
+    job_ids = list({m.job_id for m in messages if m.job_id is not None})
+    endpoints: dict[UUID, list[Endpoint]] = defaultdict(list)
+    for e in await repo.enabled_endpoints(session, list({m.app_id for m in messages})):
+        endpoints[e.app_id].append(e)
+    return _Facts(
+        {(s.app_id, s.job_id): s for s in await repo.subscriptions_for(session, job_ids)},
+        {(s.app_id, s.job_id): s for s in await repo.settlements_for(session, job_ids)},
+        endpoints,
+    )
+
+
 async def resolve_many(
     session: AsyncSession, messages: Sequence[Message], config: FanoutConfig, now: datetime
 ) -> int:
@@ -143,14 +165,7 @@ async def resolve_many(
     batch in three reads, their deliveries in one insert, their new states in one update."""
     if not messages:
         return 0
-    job_ids = list({m.job_id for m in messages if m.job_id is not None})
-    subscriptions = {
-        (s.app_id, s.job_id): s for s in await repo.subscriptions_for(session, job_ids)
-    }
-    settlements = {(s.app_id, s.job_id): s for s in await repo.settlements_for(session, job_ids)}
-    endpoints: dict[UUID, list[Endpoint]] = defaultdict(list)
-    for e in await repo.enabled_endpoints(session, list({m.app_id for m in messages})):
-        endpoints[e.app_id].append(e)
+    facts = await _facts(session, messages)
     updates: list[repo.MessageUpdate] = []
     rows: list[dict[str, Any]] = []
     for message in messages:
@@ -161,9 +176,9 @@ async def resolve_many(
             event_type,
             message.event_data,
             message.created_at,
-            subscriptions.get(key) if is_job else None,
-            settlements.get(key) if is_job and event_type.needs_settlement else None,
-            endpoints[message.app_id],
+            facts.subscriptions.get(key) if is_job else None,
+            facts.settlements.get(key) if is_job and event_type.needs_settlement else None,
+            facts.endpoints[message.app_id],
             config,
             now,
         )
@@ -188,15 +203,7 @@ async def record_messages(
     items = list({m.id: m for m in reversed(items)}.values())[::-1]  # first of each id
     if not items:
         return 0
-    job_keys = {(m.app_id, m.job_id) for m in items if m.job_id is not None}
-    job_ids = [job for _, job in job_keys]
-    subscriptions = {
-        (s.app_id, s.job_id): s for s in await repo.subscriptions_for(session, job_ids)
-    }
-    settlements = {(s.app_id, s.job_id): s for s in await repo.settlements_for(session, job_ids)}
-    endpoints: dict[UUID, list[Endpoint]] = defaultdict(list)
-    for e in await repo.enabled_endpoints(session, list({m.app_id for m in items})):
-        endpoints[e.app_id].append(e)
+    facts = await _facts(session, items)
 
     planned = [
         (
@@ -205,9 +212,9 @@ async def record_messages(
                 m.event_type,
                 m.event_data,
                 now,
-                subscriptions.get((m.app_id, m.job_id)),
-                settlements.get((m.app_id, m.job_id)),
-                endpoints[m.app_id],
+                facts.subscriptions.get((m.app_id, m.job_id)),
+                facts.settlements.get((m.app_id, m.job_id)),
+                facts.endpoints[m.app_id],
                 config,
                 now,
             ),
