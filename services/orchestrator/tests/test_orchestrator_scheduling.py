@@ -3,8 +3,8 @@
 from uuid import uuid4
 
 import pytest
-from genhub_contracts import GenerationInput
-from genhub_orchestrator.domain.cache import cache_key, normalize_prompt
+from genhub_contracts import GenerationInput, Plan, Watermark
+from genhub_orchestrator.domain.cache import applied_watermark, cache_key, normalize_prompt
 from genhub_orchestrator.domain.scheduling import (
     DEFAULT_PLAN_LIMITS,
     Candidate,
@@ -82,6 +82,16 @@ def test_prompt_normalization() -> None:
 )
 def test_cache_key_changes_with_what_changes_the_picture(change: dict[str, object]) -> None:
     assert cache_key("m", 64, 64, gi()) != cache_key("m", 64, 64, gi(**change))
+
+
+def test_cache_key_changes_with_the_watermark_the_outputs_carry() -> None:
+    stamp = Watermark(text="made with acme")
+    assert applied_watermark(Plan.PRO, stamp) is None
+    assert applied_watermark(Plan.FREE, stamp) == stamp
+    assert cache_key("m", 64, 64, gi()) != cache_key("m", 64, 64, gi(), stamp)
+    assert cache_key("m", 64, 64, gi(output_format="pdf")) != cache_key(
+        "m", 64, 64, gi(output_format="pdf", dpi=300)
+    )
 
 
 def test_cache_key_changes_with_model_and_size() -> None:

@@ -3,7 +3,9 @@
 Normalization folds case, collapses whitespace and drops punctuation, so "A cat, on a mat!"
 and "a cat on a  mat" share a result. Everything else that changes the picture is part of the
 key: model, size, style, seed, negative prompt, number of outputs, quality, input images and
-the provider parameters. The cache is per app (the caller keys entries by app id): one
+the provider parameters, and the post-processing storage applies (format, pdf dpi, the
+watermark a free-tier job gets): a stamped picture is never reused for a paid job. The cache
+is per app (the caller keys entries by app id): one
 tenant's outputs are never handed to another.
 """
 
@@ -12,7 +14,7 @@ import json
 import re
 import unicodedata
 
-from genhub_contracts import GenerationInput
+from genhub_contracts import GenerationInput, Plan, Watermark
 
 _PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+", re.UNICODE)
@@ -24,8 +26,14 @@ def normalize_prompt(prompt: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def cache_key(model: str, width: int, height: int, spec_input: GenerationInput) -> str:
-    """SHA-256 hex of the normalized request."""
+def cache_key(
+    model: str,
+    width: int,
+    height: int,
+    spec_input: GenerationInput,
+    watermark: Watermark | None = None,
+) -> str:
+    """SHA-256 hex of the normalized request; `watermark` is the one the outputs will carry."""
     material = {
         "prompt": normalize_prompt(spec_input.prompt),
         "negative": normalize_prompt(spec_input.negative_prompt or ""),
@@ -36,8 +44,15 @@ def cache_key(model: str, width: int, height: int, spec_input: GenerationInput) 
         "n": spec_input.num_outputs,
         "quality": spec_input.quality,
         "format": spec_input.output_format.value,
+        "dpi": spec_input.dpi,
+        "watermark": watermark.model_dump(mode="json") if watermark else None,
         "images": list(spec_input.images),
         "params": spec_input.provider_params,
     }
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def applied_watermark(plan: Plan, watermark: Watermark | None) -> Watermark | None:
+    """The watermark storage stamps: the app's, on free-tier jobs only."""
+    return watermark if plan is Plan.FREE else None

@@ -24,7 +24,7 @@ from genhub_orchestrator.adapters.repositories import (
     CatalogRepository,
     RunRepository,
 )
-from genhub_orchestrator.domain.cache import cache_key
+from genhub_orchestrator.domain.cache import applied_watermark, cache_key
 from genhub_orchestrator.domain.routing import squeeze_until
 from genhub_orchestrator.domain.runs import (
     CANCELLED_ERROR,
@@ -159,7 +159,8 @@ def run_cache_key(spec: JobSpec) -> str | None:
         size = image_size(spec.input.aspect_ratio, spec.input.width, spec.input.height)
     except InvalidSize:
         return None
-    return cache_key(spec.model, size.width, size.height, spec.input)
+    stamp = applied_watermark(spec.plan, spec.app.watermark)
+    return cache_key(spec.model, size.width, size.height, spec.input, stamp)
 
 
 async def squeeze_budget(uow: UnitOfWork, event: BudgetExceeded) -> None:
