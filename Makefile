@@ -47,7 +47,9 @@ test-e2e: install ## end-to-end suite against the running stack (Kafka, PostgreS
 lint: install ## ruff and mypy
 	@$(UV) run --no-sync ruff check .
 	@$(UV) run --no-sync ruff format --check .
-	@$(UV) run --no-sync mypy libs/contracts/src libs/platform/src
+	@$(UV) run --no-sync mypy libs/contracts/src libs/platform/src libs/client/src
+	@for svc in gateway billing orchestrator storage notifier; do \
+		$(UV) run --no-sync mypy services/$$svc/src/genhub_$$svc/domain || exit 1; done
 
 bench: bench-gateway bench-billing bench-orchestrator bench-storage bench-notifier ## every benchmark
 

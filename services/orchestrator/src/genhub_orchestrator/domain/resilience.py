@@ -56,7 +56,7 @@ def backoff_delay(
     ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** (retry - 1)))
     # "Full jitter": anywhere in [ceiling/2, ceiling] spreads retries of many jobs apart while
     # keeping a floor, so a retry never hammers the provider immediately.
-    return ceiling / 2 + rand() * ceiling / 2
+    return float(ceiling / 2 + rand() * ceiling / 2)
 
 
 class CircuitState(StrEnum):
