@@ -48,7 +48,8 @@ start_one() {
     return 0
   fi
   "$BIN/genhub-$svc" migrate >>"$LOG_FILE" 2>&1 || die "$svc: migration failed"
-  nohup "$BIN/genhub-$svc" serve --port "$port" >>"$LOG_FILE" 2>&1 &
+  # Own session: the service outlives the shell (or CI job) that started it.
+  setsid nohup "$BIN/genhub-$svc" serve --port "$port" >>"$LOG_FILE" 2>&1 </dev/null &
   echo $! >"$pidfile"
 }
 
