@@ -205,7 +205,7 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, str, Any]] = {
             "event_types": ["job.succeeded", "job.failed"],
         },
         "201",
-        {"endpoint": _ENDPOINT, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+        {"endpoint": _ENDPOINT, "secret": "whsec_example-only-shown-once"},
     ),
     ("get", "/v1/webhooks/endpoints/{endpoint_id}"): (None, "200", {"endpoint": _ENDPOINT}),
     ("patch", "/v1/webhooks/endpoints/{endpoint_id}"): (
@@ -217,7 +217,7 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, str, Any]] = {
     ("post", "/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"): (
         None,
         "200",
-        {"secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"},
+        {"secret": "whsec_example-new-secret-shown-once"},
     ),
     ("get", "/v1/webhooks/deliveries"): (
         None,
