@@ -533,7 +533,7 @@ async def test_failures_retry_on_schedule_with_the_same_id_then_die(
     ]
     assert all(verify(secret, r.headers, r.content) for r in receiver.requests)
     [entry] = await log_for(sessions, app, job)
-    assert entry["status"] == "failed" and entry["attempt_count"] == 3
+    assert entry["status"] == "dead_lettered" and entry["attempt_count"] == 3
     assert entry["last_error"] == "retries_exhausted: endpoint answered 500"
     assert [a["attempt"] for a in entry["attempts"]] == [1, 2, 3]
     for attempt in entry["attempts"]:
@@ -1248,7 +1248,7 @@ async def test_an_endpoint_failing_for_the_whole_period_is_disabled_and_dead_let
     [notice] = by_path(receiver, "/ok")
     assert json.loads(notice.content)["data"]["endpoint_id"] == bad_id
     [entry] = [e for e in await log_for(sessions, app) if e["endpoint_id"] == bad_id]
-    assert entry["status"] == "failed" and entry["attempt_count"] == 3
+    assert entry["status"] == "dead_lettered" and entry["attempt_count"] == 3
     assert entry["last_error"] == "retries_exhausted: endpoint answered 500"
 
 
@@ -1322,7 +1322,7 @@ async def test_replay_one_delivery_sends_it_again_with_the_same_webhook_id(
     clock.advance(5)
     await dispatcher.drain()
     [entry] = await log_for(sessions, app)
-    assert entry["status"] == "failed" and entry["attempt_count"] == 2
+    assert entry["status"] == "dead_lettered" and entry["attempt_count"] == 2
 
     path = f"/internal/apps/{app}/deliveries/{entry['id']}"
     foreign = f"/internal/apps/{other}/deliveries/{entry['id']}"
@@ -1356,7 +1356,7 @@ async def test_replay_every_failed_delivery_since_a_time(
     await apply(sessions, requested(app, new_job, url=None))
     await apply(sessions, completed(app, new_job, JobStatus.FAILED))
     await dispatcher.drain()
-    assert {e["status"] for e in await log_for(sessions, app)} == {"failed"}
+    assert {e["status"] for e in await log_for(sessions, app)} == {"dead_lettered"}
 
     receiver.respond = lambda r: httpx.Response(200)
     since = (T0 - timedelta(hours=1)).isoformat()
@@ -1367,7 +1367,7 @@ async def test_replay_every_failed_delivery_since_a_time(
     clock.now = datetime.now(UTC) + timedelta(seconds=1)
     await dispatcher.drain()
     statuses = {e["job_id"]: e["status"] for e in await log_for(sessions, app)}
-    assert statuses == {str(new_job): "delivered", str(old_job): "failed"}
+    assert statuses == {str(new_job): "delivered", str(old_job): "dead_lettered"}
     bad = await api.post(f"/internal/apps/{app}/deliveries/replay", json={"since": "yesterday"})
     assert bad.status_code == 422
 
@@ -1376,7 +1376,9 @@ async def test_delivery_list_filters_and_pages_with_a_cursor(
     api: httpx.AsyncClient, sessions: SessionFactory, clock: Clock
 ) -> None:
     app = uuid.uuid4()
-    first_id, _ = await new_endpoint(sessions, app, "https://hooks.example.com/1")
+    first_id, _ = await new_endpoint(
+        sessions, app, "https://hooks.example.com/1", ["job.cancelled"]
+    )
     await new_endpoint(sessions, app, "https://hooks.example.com/2", ["job.cancelled"])
     receiver = Receiver()
     receiver.respond = lambda r: httpx.Response(200 if r.url.path == "/1" else 500)
@@ -1399,8 +1401,9 @@ async def test_delivery_list_filters_and_pages_with_a_cursor(
         if cursor is None:
             break
     assert len(seen) == 6 and len(set(seen)) == 6
-    failed = (await api.get(base, params={"status": "failed"})).json()["deliveries"]
+    failed = (await api.get(base, params={"status": "dead_lettered"})).json()["deliveries"]
     assert len(failed) == 3 and {d["url"] for d in failed} == {"https://hooks.example.com/2"}
+    assert (await api.get(base, params={"status": "failed"})).json()["deliveries"] == []
     mine = (await api.get(base, params={"endpoint_id": first_id})).json()["deliveries"]
     assert len(mine) == 3 and {d["status"] for d in mine} == {"delivered"}
     since = (T0 - timedelta(seconds=90)).isoformat()
@@ -1469,3 +1472,116 @@ async def test_a_deleted_endpoints_pending_delivery_fails_without_a_request(
     assert receiver.requests == []
     [entry] = await log_for(sessions, app)
     assert entry["status"] == "failed" and entry["last_error"] == "endpoint_deleted"
+
+
+# --- dead letters the app hears about -----------------------------------------------------------
+
+
+async def test_an_exhausted_delivery_is_dead_lettered_and_announced_to_the_apps_other_endpoints(
+    api: httpx.AsyncClient, sessions: SessionFactory, clock: Clock
+) -> None:
+    app, other_app, job = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    dead_id, _ = await new_endpoint(
+        sessions, app, "https://hooks.example.com/dead", ["job.failed", "delivery.exhausted"]
+    )
+    _, watch_secret = await new_endpoint(
+        sessions, app, "https://hooks.example.com/watch", ["delivery.exhausted"]
+    )
+    await new_endpoint(sessions, app, "https://hooks.example.com/jobs", ["job.cancelled"])
+    await new_endpoint(sessions, other_app, "https://hooks.example.com/theirs", None)
+    receiver = Receiver()
+    receiver.respond = lambda r: httpx.Response(500 if r.url.path == "/dead" else 200)
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="0,5")
+    await apply(sessions, requested(app, job, url=None))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    await dispatcher.drain()
+    assert by_path(receiver, "/watch") == []  # one attempt left: nothing to announce yet
+    clock.advance(5)
+    await dispatcher.drain()
+
+    assert len(by_path(receiver, "/dead")) == 2  # the failed endpoint is not told about itself
+    [notice] = by_path(receiver, "/watch")
+    assert verify(watch_secret, notice.headers, notice.content)
+    body = json.loads(notice.content)
+    dead = next(e for e in await log_for(sessions, app) if e["endpoint_id"] == dead_id)
+    assert dead["status"] == "dead_lettered"
+    assert body["type"] == "delivery.exhausted"
+    assert body["data"] == {
+        "delivery_id": dead["id"],
+        "webhook_id": dead["webhook_id"],
+        "endpoint_id": dead_id,
+        "url": "https://hooks.example.com/dead",
+        "event_type": "job.failed",
+        "job_id": str(job),
+        "attempts": 2,
+        "last_error": "retries_exhausted: endpoint answered 500",
+        "exhausted_at": body["timestamp"],
+    }
+    assert notice.headers["webhook-id"] != dead["webhook_id"]
+    assert by_path(receiver, "/jobs") == [] and by_path(receiver, "/theirs") == []
+    assert await log_for(sessions, other_app) == []
+
+    base = f"/internal/apps/{app}/deliveries"
+    [listed] = (await api.get(base, params={"status": "dead_lettered"})).json()["deliveries"]
+    assert listed["id"] == dead["id"]
+    assert (await api.get(base, params={"status": "failed"})).json()["deliveries"] == []
+    # Replayable as any dead letter: `dead_lettered` only, or `failed` (every unsuccessful end).
+    receiver.respond = lambda r: httpx.Response(200)
+    replay = await api.post(
+        f"{base}/replay",
+        json={"since": (T0 - timedelta(hours=1)).isoformat(), "status": "dead_lettered"},
+    )
+    assert replay.status_code == 202 and replay.json() == {"replayed": 1}
+    clock.now = datetime.now(UTC) + timedelta(seconds=1)
+    await dispatcher.drain()
+    again = next(e for e in await log_for(sessions, app) if e["endpoint_id"] == dead_id)
+    assert again["status"] == "delivered" and again["webhook_id"] == dead["webhook_id"]
+    assert len(by_path(receiver, "/watch")) == 1
+
+
+async def test_a_jobs_own_url_exhausted_is_announced_to_the_apps_endpoints(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    await new_secret(sessions, app)
+    await new_endpoint(sessions, app, "https://hooks.example.com/watch", ["delivery.exhausted"])
+    receiver = Receiver()
+    receiver.respond = lambda r: httpx.Response(503 if r.url.path == "/genhub" else 200)
+    await apply(sessions, requested(app, job))  # the job's own https://hooks.example.com/genhub
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    await make_dispatcher(sessions, clock, receiver, schedule="0").drain()
+
+    [notice] = by_path(receiver, "/watch")
+    data = json.loads(notice.content)["data"]
+    assert data["endpoint_id"] is None and data["url"] == "https://hooks.example.com/genhub"
+    assert data["job_id"] == str(job) and data["attempts"] == 1
+    # The announcement never goes to the job's own URL that just failed.
+    assert len(by_path(receiver, "/genhub")) == 1
+
+
+async def test_exhaustion_notices_never_announce_each_other_in_a_loop(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    await new_endpoint(sessions, app, "https://hooks.example.com/a")  # every type
+    await new_endpoint(sessions, app, "https://hooks.example.com/b")
+    receiver = Receiver()
+    receiver.respond = lambda r: httpx.Response(500)
+    dispatcher = make_dispatcher(sessions, clock, receiver, schedule="0")
+    await apply(sessions, requested(app, job, url=None))
+    await apply(sessions, completed(app, job, JobStatus.FAILED))
+    for _ in range(4):
+        await dispatcher.drain()
+        clock.advance(60)
+
+    entries = await log_for(sessions, app)
+    # job.failed to a and b, then each one's exhaustion to the other; those die quietly.
+    assert sorted(e["type"] for e in entries) == [
+        "delivery.exhausted",
+        "delivery.exhausted",
+        "job.failed",
+        "job.failed",
+    ]
+    assert {e["status"] for e in entries} == {"dead_lettered"}
+    assert len(receiver.requests) == 4
+    assert len(await message_statuses(sessions, app)) == 3

@@ -153,6 +153,7 @@ def test_terminal_states() -> None:
     assert {s for s in DeliveryStatus if s.is_terminal} == {
         DeliveryStatus.DELIVERED,
         DeliveryStatus.FAILED,
+        DeliveryStatus.DEAD_LETTERED,
     }
 
 

@@ -79,7 +79,7 @@ def test_other_4xx_5xx_follow_the_schedule_then_die(code: int) -> None:
         assert d.status is DeliveryStatus.PENDING and d.reason is Reason.RETRY_SCHEDULED
         assert d.next_attempt_at == NOW + timedelta(seconds=base)
     last = run(Outcome(code), SCHEDULE.max_attempts)
-    assert last == Decision(DeliveryStatus.FAILED, None, Reason.RETRIES_EXHAUSTED)
+    assert last == Decision(DeliveryStatus.DEAD_LETTERED, None, Reason.RETRIES_EXHAUSTED)
     assert last.attempt_outcome is AttemptOutcome.RETRYABLE
     assert error_text(Outcome(code), last, None) == f"endpoint answered {code}"
 
@@ -91,7 +91,7 @@ def test_no_response_follows_the_schedule_then_dies(error: str) -> None:
         DeliveryStatus.PENDING, NOW + timedelta(seconds=30), Reason.RETRY_SCHEDULED
     )
     assert error_text(Outcome(), d, error) == error
-    assert run(Outcome(), 5).status is DeliveryStatus.FAILED
+    assert run(Outcome(), 5).status is DeliveryStatus.DEAD_LETTERED
 
 
 def test_jitter_is_applied_to_the_schedule() -> None:
@@ -100,7 +100,7 @@ def test_jitter_is_applied_to_the_schedule() -> None:
 
 
 def test_a_single_attempt_schedule_dies_on_the_first_failure() -> None:
-    assert run(Outcome(500), 1, RetrySchedule.parse("0")).status is DeliveryStatus.FAILED
+    assert run(Outcome(500), 1, RetrySchedule.parse("0")).status is DeliveryStatus.DEAD_LETTERED
 
 
 def test_attempts_are_1_based() -> None:
@@ -143,7 +143,7 @@ def test_retry_after_is_clamped_to_one_hour() -> None:
 
 def test_retry_after_cannot_beat_the_schedule_on_the_last_attempt() -> None:
     d = run(Outcome(429, retry_after="60"), SCHEDULE.max_attempts)
-    assert d == Decision(DeliveryStatus.FAILED, None, Reason.RETRIES_EXHAUSTED)
+    assert d == Decision(DeliveryStatus.DEAD_LETTERED, None, Reason.RETRIES_EXHAUSTED)
 
 
 @pytest.mark.parametrize("junk", [None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2024 00:00:00 GMT"])

@@ -669,15 +669,16 @@ async def replay_failed(
     since: datetime,
     now: datetime,
     endpoint_id: UUID | None = None,
+    statuses: Sequence[DeliveryStatus] = (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED),
 ) -> int:
-    """Every failed delivery of the app created since `since` (of enabled endpoints or jobs'
-    own URLs) goes again."""
+    """Every delivery of the app in one of `statuses` created since `since` (of enabled
+    endpoints or jobs' own URLs) goes again."""
     enabled = select(col(Endpoint.id)).where(
         col(Endpoint.app_id) == app_id, col(Endpoint.enabled).is_(True)
     )
     stmt = update(Delivery).where(
         col(Delivery.app_id) == app_id,
-        col(Delivery.status) == DeliveryStatus.FAILED,
+        col(Delivery.status).in_([s.value for s in statuses]),
         col(Delivery.created_at) >= since,
         or_(col(Delivery.endpoint_id).is_(None), col(Delivery.endpoint_id).in_(enabled)),
     )

@@ -5,7 +5,9 @@
   tokens_charged, tokens_refunded, error {code, message} | null, metadata, requested_at,
   completed_at;
 - tokens.low_balance: user_id, balance, threshold;
-- endpoint.disabled: endpoint_id, url, reason, disabled_at.
+- endpoint.disabled: endpoint_id, url, reason, disabled_at;
+- delivery.exhausted: delivery_id, webhook_id, endpoint_id, url, event_type, job_id, attempts,
+  last_error, exhausted_at (domain.exhaustion).
 """
 
 import json

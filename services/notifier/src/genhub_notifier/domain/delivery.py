@@ -10,8 +10,9 @@ message:  waiting ──facts known (or settlement waited long enough)──▶ 
              └──no job.requested in time / no target──▶ no_endpoint
 delivery: pending ──2xx──▶ delivered
           pending ──failure, schedule left──▶ pending (later)
-          pending ──schedule exhausted / 410 / URL refused / endpoint disabled──▶ failed
-          delivered|failed ──replay──▶ pending (same webhook-id)
+          pending ──schedule exhausted──▶ dead_lettered (+ a `delivery.exhausted` message)
+          pending ──410 / URL refused / endpoint disabled or deleted──▶ failed
+          delivered|failed|dead_lettered ──replay──▶ pending (same webhook-id)
 ```
 
 What an attempt's result means is decided in `domain.response.decide`.
@@ -35,6 +36,7 @@ class WebhookEventType(StrEnum):
     REJECTED = "job.rejected"
     LOW_BALANCE = "tokens.low_balance"
     ENDPOINT_DISABLED = "endpoint.disabled"
+    DELIVERY_EXHAUSTED = "delivery.exhausted"
 
     @property
     def is_job_event(self) -> bool:
@@ -72,7 +74,8 @@ class MessageStatus(StrEnum):
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
-    FAILED = "failed"  # dead-lettered: no more automatic attempts; replay brings it back
+    FAILED = "failed"  # stopped for good (410, refused URL, endpoint disabled or deleted)
+    DEAD_LETTERED = "dead_lettered"  # every scheduled attempt failed; replay brings it back
 
     @property
     def is_terminal(self) -> bool:
@@ -107,6 +110,12 @@ def event_message_id(event_id: uuid.UUID) -> str:
 
 def disabled_message_id(endpoint_id: uuid.UUID, disabled_at: datetime) -> str:
     return "msg_" + _mint("disabled", endpoint_id, disabled_at.isoformat())
+
+
+def exhausted_message_id(delivery_id: str, attempts: int) -> str:
+    """One `delivery.exhausted` message per exhaustion (a replayed delivery that runs out of
+    attempts again is a new one)."""
+    return "msg_" + _mint("exhausted", delivery_id, attempts)
 
 
 def delivery_id(message_id: str, target_key: str) -> str:
@@ -188,10 +197,18 @@ def override_key(url: str) -> str:
 
 
 def targets(
-    event_type: WebhookEventType, override_url: str | None, endpoints: list[EndpointRef]
+    event_type: WebhookEventType,
+    override_url: str | None,
+    endpoints: list[EndpointRef],
+    exclude: uuid.UUID | None = None,
 ) -> list[Target]:
     """A job's own `webhook_url` replaces the app's endpoints for that job's events (signed with
-    the app's signing secret); otherwise every enabled endpoint whose filter accepts the type."""
+    the app's signing secret); otherwise every enabled endpoint whose filter accepts the type,
+    except `exclude` (the endpoint an announcement is about)."""
     if override_url:
         return [Target(override_key(override_url), override_url, None)]
-    return [Target(str(e.id), e.url, e.id) for e in endpoints if e.accepts(event_type)]
+    return [
+        Target(str(e.id), e.url, e.id)
+        for e in endpoints
+        if e.accepts(event_type) and e.id != exclude
+    ]

@@ -8,7 +8,7 @@
 | 3xx (redirects are never followed)  | retry per schedule                                        |
 | 429 / 503 with `Retry-After`        | retry at max(schedule, Retry-After clamped to [1 s, 1 h]) |
 | other 4xx/5xx, timeout, no response | retry per schedule                                        |
-| any failure after the last attempt  | failed (`retries_exhausted`)                              |
+| any failure after the last attempt  | dead_lettered (`retries_exhausted`)                       |
 """
 
 from collections.abc import Callable
@@ -98,7 +98,7 @@ def decide(
         return Decision(DeliveryStatus.FAILED, None, Reason.ENDPOINT_GONE)
     delay = schedule.delay_after(attempt, rng)
     if delay is None:
-        return Decision(DeliveryStatus.FAILED, None, Reason.RETRIES_EXHAUSTED)
+        return Decision(DeliveryStatus.DEAD_LETTERED, None, Reason.RETRIES_EXHAUSTED)
     scheduled = now + timedelta(seconds=delay)
     if code in RETRY_AFTER_STATUSES:
         asked = parse_retry_after(outcome.retry_after, now)

@@ -33,7 +33,9 @@ class EndpointPatch(BaseModel):
 
 class ReplayIn(BaseModel):
     since: AwareDatetime
-    status: Literal["failed"] = "failed"
+    # failed: every delivery that ended without success (dead letters too); dead_lettered: only
+    # the ones that exhausted their schedule.
+    status: Literal["failed", "dead_lettered"] = "failed"
     endpoint_id: UUID | None = None
 
 
@@ -124,7 +126,11 @@ def router(box: SecretBox, endpoints: EndpointService, rotation_grace: timedelta
     @api.post("/deliveries/replay", status_code=202)
     async def replay_failed(app_id: UUID, body: ReplayIn, uow: UowDep) -> dict[str, int]:
         since: datetime = body.since
-        return {"replayed": await deliveries.replay_failed(uow, app_id, since, body.endpoint_id)}
+        return {
+            "replayed": await deliveries.replay_failed(
+                uow, app_id, since, body.endpoint_id, body.status
+            )
+        }
 
     @api.get("/deliveries/{delivery_id}")
     async def get_delivery(

@@ -74,12 +74,26 @@ async def replay_one(uow: UnitOfWork, app_id: UUID, delivery_id: str) -> str:
     return delivery_id
 
 
+# What `deliveries/replay` takes back: `failed` (what the gateway sends) means every delivery
+# that ended without success, dead letters included; `dead_lettered` only the exhausted ones.
+REPLAYABLE = {
+    "failed": (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED),
+    "dead_lettered": (DeliveryStatus.DEAD_LETTERED,),
+}
+
+
 async def replay_failed(
-    uow: UnitOfWork, app_id: UUID, since: datetime, endpoint_id: UUID | None = None
+    uow: UnitOfWork,
+    app_id: UUID,
+    since: datetime,
+    endpoint_id: UUID | None = None,
+    status: str = "failed",
 ) -> int:
     if since.tzinfo is None:
         raise ApiError(422, "invalid_since", "since must carry a time zone (e.g. ...Z)")
-    count = await repo.replay_failed(uow.session, app_id, since, datetime.now(UTC), endpoint_id)
+    count = await repo.replay_failed(
+        uow.session, app_id, since, datetime.now(UTC), endpoint_id, REPLAYABLE[status]
+    )
     if count:
         await repo.notify_due(uow.session)
     await uow.commit()

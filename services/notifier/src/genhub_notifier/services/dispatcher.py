@@ -36,10 +36,16 @@ from genhub_notifier.adapters.webhook_sender import WebhookSender
 from genhub_notifier.domain.body import WebhookData, build_body
 from genhub_notifier.domain.delivery import DeliveryStatus, Transition, WebhookEventType
 from genhub_notifier.domain.endpoints import disable_reason, signing_secrets
+from genhub_notifier.domain.exhaustion import Exhaustion
 from genhub_notifier.domain.response import Decision, Outcome, Reason, decide, error_text
 from genhub_notifier.domain.retry import RetrySchedule
 from genhub_notifier.domain.signing import signed_headers
-from genhub_notifier.services.fanout import FanoutConfig, announce_disabled, resolve_many
+from genhub_notifier.services.fanout import (
+    FanoutConfig,
+    announce_disabled,
+    announce_exhausted,
+    resolve_many,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,7 @@ class _Result:
     attempt: DeliveryAttempt | None
     endpoint: Endpoint | None
     decision: Decision | None
+    exhausted: Exhaustion | None
     done: "asyncio.Future[bool]"
 
 
@@ -358,11 +365,27 @@ class Dispatcher:
             },
         )
         if (
-            step.status is DeliveryStatus.FAILED
+            step.status in (DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED)
             and error
             and not error.startswith(decision.reason.value)
         ):
             error = f"{decision.reason.value}: {error}"  # dead-lettered, and why
+        exhausted = (
+            Exhaustion(
+                delivery_id=delivery.id,
+                webhook_id=message.id,
+                app_id=delivery.app_id,
+                endpoint_id=delivery.endpoint_id,
+                url=url,
+                event_type=WebhookEventType(delivery.event_type),
+                job_id=delivery.job_id,
+                attempts=attempt_no,
+                last_error=error,
+                at=now,
+            )
+            if decision.reason is Reason.RETRIES_EXHAUSTED
+            else None
+        )
         await self._save(
             delivery,
             step,
@@ -372,6 +395,7 @@ class Dispatcher:
             url=url,
             endpoint=endpoint,
             decision=decision,
+            exhausted=exhausted,
         )
 
     async def _body(self, message: Message) -> bytes:
@@ -412,6 +436,7 @@ class Dispatcher:
         url: str | None = None,
         endpoint: Endpoint | None = None,
         decision: Decision | None = None,
+        exhausted: Exhaustion | None = None,
     ) -> None:
         """Queue the outcome for the writer, which records everything finished meanwhile in
         one transaction (one commit for many sends instead of one each)."""
@@ -427,6 +452,7 @@ class Dispatcher:
             attempt,
             endpoint,
             decision,
+            exhausted,
             asyncio.get_running_loop().create_future(),
         )
         self._results.append(result)
@@ -438,7 +464,7 @@ class Dispatcher:
             return
         if step.status.is_terminal:
             FINISHED.labels(step.status.value).inc()
-        if decision is not None and decision.reason is Reason.RETRIES_EXHAUSTED:
+        if exhausted is not None:
             EXHAUSTED.inc()
             log.warning(
                 "delivery exhausted its schedule; dead-lettered",
@@ -467,6 +493,10 @@ class Dispatcher:
             for r in batch:
                 if r.claim.delivery_id in kept and r.endpoint and r.decision:
                     await self._endpoint_health(session, r.endpoint, r.decision, now)
+            # Dead letters the app hears about, committed with the state that made them.
+            exhausted = [r.exhausted for r in batch if r.exhausted and r.claim.delivery_id in kept]
+            if exhausted:
+                await announce_exhausted(session, self._config.fanout, exhausted, now)
         return kept
 
     async def _endpoint_health(

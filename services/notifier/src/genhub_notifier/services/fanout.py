@@ -28,6 +28,7 @@ from genhub_notifier.domain.delivery import (
     message_readiness,
     targets,
 )
+from genhub_notifier.domain.exhaustion import Exhaustion
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class NewMessage:
     event_type: WebhookEventType
     event_data: dict[str, Any]
     occurred_at: datetime
+    exclude_endpoint: UUID | None = None  # the endpoint the message is about
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def plan(
     endpoints: Sequence[Endpoint],
     config: FanoutConfig,
     now: datetime,
+    exclude_endpoint: UUID | None = None,
 ) -> Plan:
     """What happens to a message given what is known now (no I/O)."""
     readiness = message_readiness(
@@ -101,7 +104,7 @@ def plan(
     if settlement is not None:
         data.update(tokens_charged=settlement.charged, tokens_refunded=settlement.refunded)
     override = subscription.webhook_url if subscription is not None else None
-    chosen = targets(event_type, override, [endpoint_ref(e) for e in endpoints])
+    chosen = targets(event_type, override, [endpoint_ref(e) for e in endpoints], exclude_endpoint)
     if not chosen:
         data["no_endpoint_reason"] = "no job webhook_url and no enabled endpoint for this type"
         return Plan(MessageStatus.NO_ENDPOINT, None, data, [])
@@ -205,6 +208,14 @@ async def record_messages(
         return 0
     facts = await _facts(session, items)
 
+    def job_facts(m: NewMessage) -> tuple[JobSubscription | None, JobSettlement | None]:
+        """Only job events use their job's facts: an announcement about a job's delivery
+        never goes to that job's own webhook_url."""
+        if not m.event_type.is_job_event:
+            return None, None
+        key = (m.app_id, m.job_id)
+        return facts.subscriptions.get(key), facts.settlements.get(key)
+
     planned = [
         (
             m,
@@ -212,11 +223,11 @@ async def record_messages(
                 m.event_type,
                 m.event_data,
                 now,
-                facts.subscriptions.get((m.app_id, m.job_id)),
-                facts.settlements.get((m.app_id, m.job_id)),
+                *job_facts(m),
                 facts.endpoints[m.app_id],
                 config,
                 now,
+                m.exclude_endpoint,
             ),
         )
         for m in items
@@ -273,6 +284,31 @@ async def announce_disabled(
                 },
                 occurred_at=disabled_at,
             )
+        ],
+        now,
+    )
+
+
+async def announce_exhausted(
+    session: AsyncSession, config: FanoutConfig, exhausted: Sequence[Exhaustion], now: datetime
+) -> int:
+    """`delivery.exhausted` to each app's other enabled endpoints that accept it (the failed
+    endpoint is excluded; an exhausted `delivery.exhausted` is not announced again)."""
+    return await record_messages(
+        session,
+        config,
+        [
+            NewMessage(
+                id=e.message_id,
+                app_id=e.app_id,
+                job_id=e.job_id,
+                event_type=WebhookEventType.DELIVERY_EXHAUSTED,
+                event_data=e.data(),
+                occurred_at=e.at,
+                exclude_endpoint=e.endpoint_id,
+            )
+            for e in exhausted
+            if e.announced
         ],
         now,
     )
