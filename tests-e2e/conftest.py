@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from e2e_receiver import WebhookReceiver
-from e2e_support import Endpoints, Tenant
+from e2e_support import Endpoints, Tenant, new_app
 from genhub_client import AsyncGenhub, AsyncGenhubAdmin
 
 ENDPOINTS = Endpoints.from_env()
@@ -85,7 +85,7 @@ async def admin(endpoints: Endpoints) -> AsyncIterator[AsyncGenhubAdmin]:
 
 async def _new_tenant(admin: AsyncGenhubAdmin, endpoints: Endpoints) -> AsyncIterator[Tenant]:
     slug = f"e2e-{secrets.token_hex(4)}"
-    created = await admin.create_app(f"E2E {slug}", slug, plan="pro")
+    created = await new_app(admin, slug)
     async with AsyncGenhub(endpoints.gateway, created.api_key) as client:
         yield Tenant(str(created.app.id), slug, created.api_key, created.webhook_secret, client)
 

@@ -5,9 +5,9 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from genhub_client import AsyncGenhub, Job
+from genhub_client import AsyncGenhub, AsyncGenhubAdmin, CreatedApp, Job
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +92,14 @@ async def settled_job(client: AsyncGenhub, job_id: str, timeout: float = 60.0) -
         return tokens is not None and (tokens.charged > 0 or tokens.refunded > 0)
 
     return await eventually(lambda: client.get_job(job_id), done, timeout=timeout)
+
+
+async def new_app(
+    admin: AsyncGenhubAdmin, slug: str, *, plan: str = "pro", **settings: Any
+) -> CreatedApp:
+    """A fresh app whose users get no monthly plan tokens: billing allocates plans by default,
+    on its own schedule, which would land in a test's exact balances at a random moment.
+    Tests of plan allocation create their app themselves."""
+    created = await admin.create_app(slug, slug, plan=plan, **settings)
+    await admin.update_billing_settings(created.app.id, monthly_allocations=False)
+    return created

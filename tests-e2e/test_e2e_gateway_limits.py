@@ -7,7 +7,7 @@ import secrets
 
 import httpx
 from e2e_gateway_replica import second_gateway
-from e2e_support import Endpoints
+from e2e_support import Endpoints, new_app
 from genhub_client import AsyncGenhubAdmin
 
 
@@ -15,7 +15,7 @@ async def test_a_limit_of_100_per_minute_holds_across_two_gateways(
     admin: AsyncGenhubAdmin, endpoints: Endpoints
 ) -> None:
     slug = f"e2e-limit-{secrets.token_hex(4)}"
-    created = await admin.create_app(slug, slug, plan="pro")
+    created = await new_app(admin, slug)
     await admin.update_app(created.app.id, rate_limit_per_minute=100)
     headers = {"X-API-Key": created.api_key}
 

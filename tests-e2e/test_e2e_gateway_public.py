@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from e2e_receiver import WebhookReceiver
-from e2e_support import Endpoints, Tenant, eventually, settled_job
+from e2e_support import Endpoints, Tenant, eventually, new_app, settled_job
 from genhub_client import AsyncGenhub, AsyncGenhubAdmin, GenhubError
 from PIL import Image
 
@@ -121,7 +121,7 @@ async def test_welcome_grant_batch_grants_and_ledger(
     admin: AsyncGenhubAdmin, endpoints: Endpoints, user_id: str
 ) -> None:
     slug = f"e2e-welcome-{secrets.token_hex(4)}"
-    created = await admin.create_app(slug, slug, plan="pro", welcome_grant=25)
+    created = await new_app(admin, slug, welcome_grant=25)
     async with AsyncGenhub(endpoints.gateway, created.api_key) as client:
         first = await client.generate(user_id, "mock", "hello", wait=30)
         assert first.status == "succeeded", first
@@ -216,8 +216,10 @@ async def test_admin_proxies_reach_billing_and_the_orchestrator(
         )
         assert refused.status_code == 422 and refused.json()["error"]["details"]
     entries = (await admin.audit(app_id=tenant.app_id, action="billing.settings.update")).entries
-    assert len(entries) == 1 and entries[0].after
-    assert entries[0].after["request"] == {"free_daily_quota": 2}
+    # Newest first; the older one is the e2e fixture turning plan allocations off.
+    assert [e.after["request"] if e.after else None for e in entries] == [
+        {"free_daily_quota": 2}, {"monthly_allocations": False}
+    ]  # fmt: skip
 
     # An admin token made through the API works, is audited by name, and can be revoked.
     token, token_id = await admin.create_admin_token(f"e2e-{secrets.token_hex(3)}")

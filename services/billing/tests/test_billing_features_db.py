@@ -337,8 +337,11 @@ async def test_plans_are_allocated_once_per_period_across_replicas_and_restarts(
 ) -> None:
     await settings(sql, saga.app_id, plan="basic", monthly_allocations=True)
     await sql("UPDATE plans SET monthly_tokens = 700 WHERE plan = 'pro'")
-    other = type(saga)(saga.make_uow, UUID(int=99))  # an app that did not opt in: no tokens
+    other = type(saga)(saga.make_uow, UUID(int=99))  # an app that opted out: no tokens
+    await settings(sql, other.app_id, monthly_allocations=False)
     await other.reserve(other.requested("zed", plan=Plan.ENTERPRISE))
+    unset = type(saga)(saga.make_uow, UUID(int=98))  # no settings row: the default is on
+    await unset.grant("yan", 1)
     # A user's tier is the plan of their latest job (JobSpec.plan, "free" by default); a user
     # billing knows only from a grant falls back to the app's plan.
     await saga.reserve(
@@ -348,15 +351,17 @@ async def test_plans_are_allocated_once_per_period_across_replicas_and_restarts(
     await saga.grant("carl", 1)
     assert await allocate(make_uow, limit=3) == 3  # a run that "crashes" after one batch
     done = await asyncio.gather(*(allocate(make_uow, limit=2) for _ in range(6)))  # replicas
-    assert sum(done) == 6
+    assert sum(done) == 7
     assert await allocate(make_uow) == 0  # restart: nothing left for this period
-    assert await sql("SELECT count(*) FROM plan_allocations") == [(9,)]
+    assert await sql("SELECT count(*) FROM plan_allocations") == [(10,)]
     assert await other.funds("zed") == (0, 0)
     rows = await sql(
         "SELECT a.user_id, t.amount FROM transfers t JOIN accounts a"
         " ON a.id = t.credit_account_id WHERE t.kind = 'plan_allocation'"
     )
+    # yan's app has no settings row: the free plan, 0 tokens (recorded, no transfer).
     assert {r[0]: r[1] for r in rows} == {"ann": 700, "bob": 10000, "carl": 500}
+    assert await sql("SELECT plan FROM plan_allocations WHERE user_id = 'yan'") == [("free",)]
     period = (await sql("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"))[0][0]
     [(transfer_id,)] = await sql("SELECT transfer_id FROM plan_allocations WHERE user_id = 'ann'")
     assert transfer_id == plan_transfer_id(saga.app_id, "ann", period)

@@ -203,11 +203,13 @@ async def test_settings_round_trip_and_balance_shows_the_free_quota(
 ) -> None:
     r = await client.get(f"/internal/apps/{app_id}/settings")
     assert r.status_code == 200
-    assert (r.json()["plan"], r.json()["free_daily_quota"], r.json()["monthly_budget_usd"]) == (
+    defaults = r.json()
+    assert (defaults["plan"], defaults["free_daily_quota"], defaults["monthly_budget_usd"]) == (
         "free", 0, None
     )  # fmt: skip
+    assert defaults["monthly_allocations"] is True  # plans are allocated unless the app opts out
     body = {"plan": "pro", "free_daily_quota": 3, "monthly_budget_usd": 12.5, "soft_cap_ratio": 0.9,
-            "monthly_allocations": True}  # fmt: skip
+            "monthly_allocations": False}  # fmt: skip
     r = await client.put(f"/internal/apps/{app_id}/settings", json=body)
     assert r.status_code == 200
     got = r.json()
@@ -221,6 +223,32 @@ async def test_settings_round_trip_and_balance_shows_the_free_quota(
                 {"monthly_budget_usd": -1}, {"nope": 1}):  # fmt: skip
         r = await client.put(f"/internal/apps/{app_id}/settings", json=bad)
         assert r.status_code == 422, bad
+
+
+async def test_allocating_plans_now_credits_each_user_once(
+    client: httpx.AsyncClient, app_id: UUID
+) -> None:
+    opted_out = uuid4()
+    await client.put(f"/internal/apps/{app_id}/settings", json={"plan": "basic"})
+    await client.put(f"/internal/apps/{opted_out}/settings", json={"monthly_allocations": False})
+    for app, user in ((app_id, "ann"), (app_id, "bob"), (opted_out, "cat")):
+        r = await client.post(f"{user_url(app, user)}/grants", json={"amount": 1, "reason": "x"})
+        assert r.status_code == 201
+    r = await client.post("/internal/plans/allocate", params={"limit": 1})
+    assert r.status_code == 200
+    assert (r.json()["users"], r.json()["tokens"], r.json()["more"]) == (1, 500, True)
+    r = await client.post("/internal/plans/allocate")
+    assert (r.json()["users"], r.json()["tokens"], r.json()["more"]) == (1, 500, False)
+    assert (await client.post("/internal/plans/allocate")).json()["users"] == 0  # once a month
+    balances = [
+        (await client.get(f"{user_url(app, user)}/balance")).json()["balance"]
+        for app, user in ((app_id, "ann"), (app_id, "bob"), (opted_out, "cat"))
+    ]
+    assert balances == [501, 501, 1]
+    ledger = (await client.get(f"{user_url(app_id, 'ann')}/ledger")).json()["entries"]
+    assert [e["kind"] for e in ledger] == ["plan_allocation", "grant"]
+    r = await client.post("/internal/plans/allocate", params={"limit": 0})
+    assert r.status_code == 422
 
 
 async def test_pricing_rules_and_app_overrides(client: httpx.AsyncClient, app_id: UUID) -> None:

@@ -348,17 +348,17 @@ class LedgerRepo:
     async def users_without_allocation(
         self, period: str, limit: int
     ) -> list[tuple[UUID, str, str, int]]:
-        """Users of apps that opted into monthly allocations and were not yet allocated for
-        `period`, locked (SKIP LOCKED: replicas split the work):
-        [(app, user, effective plan, monthly tokens)]."""
+        """Users of apps with monthly allocations on (the default: an app without a settings
+        row has them) not yet allocated for `period`, locked (SKIP LOCKED: replicas split the
+        work): [(app, user, effective plan, monthly tokens)]."""
         rows = await run(
             self.session,
             "SELECT a.app_id, a.user_id, COALESCE(a.plan, s.plan, 'free'),"
             " COALESCE(p.monthly_tokens, 0)"
-            " FROM accounts a JOIN app_settings s"
-            " ON s.app_id = a.app_id AND s.monthly_allocations"
+            " FROM accounts a LEFT JOIN app_settings s ON s.app_id = a.app_id"
             " LEFT JOIN plans p ON p.plan = COALESCE(a.plan, s.plan, 'free')"
-            " WHERE a.kind = 'user' AND NOT EXISTS (SELECT 1 FROM plan_allocations pa"
+            " WHERE a.kind = 'user' AND COALESCE(s.monthly_allocations, true)"
+            " AND NOT EXISTS (SELECT 1 FROM plan_allocations pa"
             " WHERE pa.app_id = a.app_id AND pa.user_id = a.user_id AND pa.period = :period)"
             " ORDER BY a.id LIMIT :limit FOR UPDATE OF a SKIP LOCKED",
             period=period,

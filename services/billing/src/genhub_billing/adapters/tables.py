@@ -247,8 +247,8 @@ class AppSettings(SQLModel, table=True):
 
     app_id: UUID = Field(primary_key=True)
     plan: str = Field(default="free", max_length=16)
-    # The plan scheduler credits this app's users only when the app opted in.
-    monthly_allocations: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    # The plan scheduler credits this app's users their plan's monthly tokens unless it is off.
+    monthly_allocations: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
     free_daily_quota: int = Field(default=0)
     low_balance_threshold: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     monthly_budget_usd: Decimal | None = Field(

@@ -14,7 +14,7 @@ from genhub_platform.deps import UowDep
 from genhub_platform.errors import ApiError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from genhub_billing import admin, services
+from genhub_billing import admin, services, sweeps
 from genhub_billing.adapters.ledger_repo import Funds
 from genhub_billing.adapters.tables import Price
 from genhub_billing.domain.ledger import MAX_AMOUNT, TransferKind, balance_change, user_account_id
@@ -393,6 +393,26 @@ async def put_plan(plan: Plan, body: PlanIn, uow: UowDep) -> PlanOut:
     await admin.set_plan(uow, plan, body.monthly_tokens)
     await uow.commit()
     return PlanOut(plan=plan.value, monthly_tokens=body.monthly_tokens)
+
+
+class AllocationRunOut(BaseModel):
+    period: str
+    users: int
+    tokens: int
+    more: bool  # a full batch: call again for the rest
+
+
+@router.post("/plans/allocate")
+async def post_allocate_plans(
+    uow: UowDep, limit: Annotated[int, Query(ge=1, le=5000)] = 500
+) -> AllocationRunOut:
+    """Run the plan scheduler's work now (operators, tests): credit this month's plan tokens to
+    up to `limit` users not yet allocated. Idempotent like the scheduler itself."""
+    done = await sweeps.allocate_plans(uow, limit=limit)
+    await uow.commit()
+    return AllocationRunOut(
+        period=done.period, users=done.users, tokens=done.tokens, more=done.users == limit
+    )
 
 
 @router.get("/apps/{app_id}/users/{user_id}/ledger")
