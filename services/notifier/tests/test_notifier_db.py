@@ -42,10 +42,11 @@ from genhub_contracts.events import (
     TokensRejectedPayload,
     TokensSettledPayload,
 )
+from genhub_notifier.adapters.http11 import Http11Sender
 from genhub_notifier.adapters.secretbox import SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient
 from genhub_notifier.adapters.tables import Message, SigningSecret
-from genhub_notifier.adapters.webhook_sender import EXCERPT_BYTES, WebhookSender
+from genhub_notifier.adapters.webhook_sender import EXCERPT_BYTES, Sender, WebhookSender
 from genhub_notifier.domain.delivery import WebhookEventType, job_message_id
 from genhub_notifier.domain.retry import RetrySchedule
 from genhub_notifier.handlers.http import router
@@ -204,8 +205,12 @@ def make_dispatcher(
         if real_network
         else UrlGuard(allow_private=allow_private, require_https=False, resolver=resolver)
     )
-    sender = WebhookSender(
-        timeout_s=5, transport=None if real_network else httpx.MockTransport(receiver or Receiver())
+    # Scripted receivers go through httpx's MockTransport; real sockets through the service's
+    # own HTTP/1.1 client.
+    sender: Sender = (
+        Http11Sender(timeout_s=5)
+        if real_network
+        else WebhookSender(timeout_s=5, transport=httpx.MockTransport(receiver or Receiver()))
     )
     storage_client = StorageClient(
         "http://storage.test",

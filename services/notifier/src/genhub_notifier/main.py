@@ -6,11 +6,11 @@ from fastapi import FastAPI
 from genhub_platform.netguard.guard import UrlGuard
 from genhub_platform.runtime import build_runtime, create_service_app
 
+from genhub_notifier.adapters.http11 import Http11Sender
 from genhub_notifier.adapters.repository import DUE_CHANNEL
 from genhub_notifier.adapters.secretbox import SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient
 from genhub_notifier.adapters.wakeup import listen_forever
-from genhub_notifier.adapters.webhook_sender import WebhookSender
 from genhub_notifier.config import Settings
 from genhub_notifier.domain.retry import RetrySchedule
 from genhub_notifier.handlers import http, kafka
@@ -54,8 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.sessions,
         config=dispatch_config(settings),
         guard=guard,
-        sender=WebhookSender(
-            timeout_s=settings.webhook_timeout_s, max_connections=settings.max_in_flight
+        sender=Http11Sender(
+            timeout_s=settings.webhook_timeout_s,
+            max_idle_per_host=settings.max_in_flight,
         ),
         storage=StorageClient(settings.storage_url),
         secrets=box,

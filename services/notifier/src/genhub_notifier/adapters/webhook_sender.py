@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 from genhub_platform.netguard.guard import PinnedTarget
@@ -18,7 +19,20 @@ class SendResult:
     retry_after: str | None = None  # the endpoint's `Retry-After` header, verbatim
 
 
+class Sender(Protocol):
+    """What the dispatcher needs: one POST to a pinned target, and closing at shutdown."""
+
+    async def post(
+        self, target: PinnedTarget, headers: dict[str, str], body: bytes
+    ) -> SendResult: ...
+
+    async def aclose(self) -> None: ...
+
+
 class WebhookSender:
+    """httpx-based sender: takes any httpx transport (the DB tests script receivers with
+    `httpx.MockTransport`). The service itself runs `adapters.http11.Http11Sender`."""
+
     def __init__(
         self,
         *,

@@ -32,7 +32,7 @@ from genhub_notifier.adapters.tables import (
     Message,
     SigningSecret,
 )
-from genhub_notifier.adapters.webhook_sender import WebhookSender
+from genhub_notifier.adapters.webhook_sender import Sender
 from genhub_notifier.domain.body import WebhookData, build_body
 from genhub_notifier.domain.delivery import DeliveryStatus, Transition, WebhookEventType
 from genhub_notifier.domain.endpoints import disable_reason, signing_secrets
@@ -102,7 +102,7 @@ class Dispatcher:
         *,
         config: DispatchConfig,
         guard: UrlGuard,
-        sender: WebhookSender,
+        sender: Sender,
         storage: StorageClient,
         secrets: SecretBox,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
