@@ -1,52 +1,58 @@
 """Dispatch overhead of one orchestrator process: tokens.reserved → job.generated, mock at 0 ms.
 
     uv run --no-sync python deploy/bench/bench_orchestrator.py [--jobs 3000] [--apps 300]
-        [--concurrency 128] [--enqueue-batch 100] [--backlog | --rate 200]
+        [--concurrency 128] [--rate 0] [--warmup 200] [--keep]
 
-What runs is the orchestrator's own code against the real PostgreSQL (database
-`genhub_orchestrator_test`, or ORCHESTRATOR_TEST_DATABASE_URL, migrated to head; it refuses any
-database not ending in `_test` and empties the run tables first):
-- the Kafka batch handler's use case `enqueue_runs` for `tokens.reserved`, `--enqueue-batch`
-  events per transaction with the bulk inbox check, as the platform's batch consumer does;
-- the real `RunWorker` loop: claim under the claim lock with per-app plan limits, tier-aware
-  routing from the catalog, the built-in mock provider at 0 ms (64x64 images), staging into an
-  in-memory store, the final transaction with the attempt log and `job.generated` in the outbox.
-Kafka and MinIO are left out: the outbox relay's publishing and the S3 upload are not part of
-the dispatch overhead being measured. Apps are on the enterprise plan (10 running each).
+End to end through real infrastructure, nothing bypassed:
+- the benchmark starts ONE real orchestrator process (`genhub-orchestrator serve`, the same
+  entry point as the stack) on port 18082 with its own database `genhub_orchestrator_bench`
+  (created, migrated, its run tables emptied) and its own Kafka topics: every topic it
+  consumes, publishes and creates carries the prefix `bench-orch.` (KAFKA_TOPIC_PREFIX), so it
+  neither takes the stack's jobs nor feeds the stack's storage/billing with bench jobs;
+- the built-in mock provider answers at 0 ms (ORCHESTRATOR_MOCK_LATENCY_MS=0, 64x64 PNGs);
+  outputs are staged in real MinIO (bucket `genhub-bench-staging`, emptied afterwards);
+- the benchmark produces `tokens.reserved` events to Kafka (aiokafka, serialized up front,
+  the send time stamped on the record) and reads `job.generated` / `job.completed` back from
+  Kafka as the process's outbox relay publishes them.
 
-Latency per job: `runs.finished_at - runs.created_at` (the enqueue transaction's start to the
-transaction that wrote job.generated), p50/p99 over all jobs. Throughput: jobs / wall time
-from the first enqueue to the last job.generated. A burst or backlog measures throughput (its
-latency is mostly queueing); `--rate` paces arrivals below capacity so the latency is the
-dispatch path's own. CPU-seconds per job are printed too: on a shared machine the process
-gets a fraction of a core, and jobs per CPU-second is what one uncontended core would do.
+Latency per job: the job.generated record's timestamp (set when the relay sent it) minus the
+tokens.reserved record's timestamp (set when the benchmark sent it): p50/p95/p99. Throughput:
+jobs / (last job.generated - first tokens.reserved). A burst (the default) measures
+throughput, its latency is mostly queueing; `--rate` paces arrivals so the latency is the
+path's own. CPU per job: utime+stime of the orchestrator process (/proc/<pid>/stat) over the
+measured window / jobs. SQL statements per job: the process's `genhub_db_statements_total`
+(every statement it sent, relay included) over the window / jobs. Checks: every job gets
+exactly one job.generated, no job.completed, every run row `generated`, staged objects exist.
 """
 
 import argparse
 import asyncio
+import contextlib
 import os
-import resource
+import signal
 import statistics
+import subprocess
 import sys
 import time
-from uuid import uuid4
+import urllib.request
+from pathlib import Path
+from uuid import UUID, uuid4
 
-from genhub_contracts import TokensReserved
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from genhub_contracts import TokensReserved, topics
 from genhub_contracts.events import TokensReservedPayload
-from genhub_orchestrator.adapters.providers import ProviderRegistry
-from genhub_orchestrator.adapters.providers.mock import MockProvider
-from genhub_orchestrator.cli import MIGRATIONS_DIR
-from genhub_orchestrator.services.runs import enqueue_runs
-from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
-from genhub_platform.db import make_session_factory
-from genhub_platform.kafka import record_first_deliveries
-from genhub_platform.migrations import upgrade_to_head
-from genhub_platform.uow import UnitOfWork
-from sqlalchemy import event as sa_event
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from genhub_platform.objectstore import ObjectStoreSettings
+from minio import Minio
+from minio.deleteobjects import DeleteObject
 
-DEFAULT_URL = "postgresql+asyncpg://{u}:{p}@{h}:{port}/genhub_orchestrator_test".format(
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "bench-orch."
+DB = "genhub_orchestrator_bench"
+BUCKET = "genhub-bench-staging"
+PORT = 18082
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+PG = "postgresql://{u}:{p}@{h}:{port}".format(
     u=os.environ.get("PGUSER", "genhub"),
     p=os.environ.get("PGPASSWORD", "genhub"),
     h=os.environ.get("PGHOST", "127.0.0.1"),
@@ -54,32 +60,16 @@ DEFAULT_URL = "postgresql+asyncpg://{u}:{p}@{h}:{port}/genhub_orchestrator_test"
 )
 
 
-class MemoryStaging:
-    bucket = "bench"
-
-    def __init__(self) -> None:
-        self.objects = 0
-
-    async def ensure_bucket(self) -> None:
-        return None
-
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.objects += 1
-
-    async def delete(self, key: str) -> None:
-        return None
-
-
-def reserved(app_id: object, i: int) -> TokensReserved:
+def reserved(app_id: UUID, i: int, tag: str) -> TokensReserved:
     spec = {
         "user_id": f"u{i % 50}",
         "model": "mock",
         "plan": "enterprise",
         "cache": False,  # every job goes to the provider: the dispatch path is measured
-        "input": {"prompt": f"bench job {i}", "seed": i, "width": 64, "height": 64},
+        "input": {"prompt": f"bench {tag} job {i}", "seed": i, "width": 64, "height": 64},
     }
     return TokensReserved.new(
-        app_id=app_id,  # type: ignore[arg-type]
+        app_id=app_id,
         job_id=uuid4(),
         payload=TokensReservedPayload.model_validate(
             {"spec": spec, "hold_id": str(uuid4()), "amount": 10}
@@ -92,122 +82,310 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def readyz() -> bool:
+    url = f"http://127.0.0.1:{PORT}/readyz"
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
+    return False
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def statements(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("genhub_db_statements_total "):
+                return float(line.split()[1])
+    return 0.0
+
+
+async def prepare_database() -> None:
+    admin = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB):
+            await admin.execute(f'CREATE DATABASE "{DB}"')
+    finally:
+        await admin.close()
+
+
+async def empty_run_tables() -> None:
+    conn = await asyncpg.connect(f"{PG}/{DB}")
+    try:
+        await conn.execute(
+            "TRUNCATE runs, attempts, outbox, processed_events, cancel_requests, prompt_cache"
+        )
+    finally:
+        await conn.close()
+
+
+def start_orchestrator(concurrency: int, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATABASE_URL": f"{PG}/{DB}",
+        "KAFKA_TOPIC_PREFIX": PREFIX,
+        "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+        "ORCHESTRATOR_MOCK_LATENCY_MS": "0",
+        "ORCHESTRATOR_MAX_CONCURRENCY": str(concurrency),
+        "S3_BUCKET": BUCKET,
+        "LOG_LEVEL": "WARNING",
+        "GENHUB_ENV": "local",
+    }
+    binary = str(ROOT / ".venv/bin/genhub-orchestrator")
+    with log_path.open("ab") as log:
+        subprocess.run([binary, "migrate"], env=env, check=True, stdout=log, stderr=log)  # noqa: S603
+        return subprocess.Popen(  # noqa: S603
+            [binary, "serve", "--port", str(PORT)],
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+
+
+def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """Sample the orchestrator during the timed round (collapsed stacks, `--format raw`)."""
+    command = [
+        "uvx",
+        "py-spy",
+        "record",
+        "-p",
+        str(pid),
+        "-o",
+        out,
+        "--format",
+        "raw",
+        "-r",
+        "200",
+        "--gil",
+    ]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    time.sleep(1.0)  # attached before the first event is sent
+    return spy
+
+
+async def wait_ready(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the orchestrator exited during start-up (see its log)")
+        if await asyncio.to_thread(readyz):
+            return
+        await asyncio.sleep(0.3)
+    raise RuntimeError("the orchestrator was not ready in time")
+
+
+class Collector:
+    """Reads the bench's job.generated / job.completed from the end of their topics."""
+
+    def __init__(self) -> None:
+        self.generated: dict[UUID, list[int]] = {}
+        self.completed: dict[UUID, str] = {}
+        self.arrived = asyncio.Event()
+        self.expected: set[UUID] = set()
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, producer: AIOKafkaProducer) -> None:
+        await self._consumer.start()
+        parts = []
+        for topic in (PREFIX + topics.JOB_GENERATED, PREFIX + topics.JOB_COMPLETED):
+            for p in await producer.partitions_for(topic):  # waits for the topic's metadata
+                parts.append(TopicPartition(topic, p))
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_end(*parts)
+        for tp in parts:  # resolve the end offsets now, before anything is produced
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+            for tp, records in batches.items():
+                for record in records:
+                    job = UUID(record.key.decode())  # job events are keyed by job id
+                    if tp.topic.endswith(topics.JOB_GENERATED):
+                        self.generated.setdefault(job, []).append(record.timestamp)
+                    else:
+                        self.completed[job] = record.value[:200].decode(errors="replace")
+            if self.expected and self.expected <= (self.generated.keys() | self.completed.keys()):
+                self.arrived.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+
+async def send_all(
+    producer: AIOKafkaProducer, events: list[TokensReserved], rate: float
+) -> dict[UUID, int]:
+    """Send the pre-serialized events; returns job id → the record's timestamp (ms)."""
+    wire = [
+        (e.job_id, e.key, e.model_dump_json().encode(), [("event-type", e.type.encode())])
+        for e in events
+    ]
+    sent: dict[UUID, int] = {}
+    pending = []
+    t0 = time.perf_counter()
+    for n, (job_id, key, value, headers) in enumerate(wire):
+        if rate and n % max(1, round(rate * 0.01)) == 0:  # paced: a slice every 10 ms
+            await asyncio.sleep(max(0.0, t0 + n / rate - time.perf_counter()))
+        stamp = int(time.time() * 1000)
+        assert job_id is not None
+        sent[job_id] = stamp
+        pending.append(
+            await producer.send(
+                PREFIX + topics.TOKENS_RESERVED,
+                value=value,
+                key=key,
+                headers=headers,
+                timestamp_ms=stamp,
+            )
+        )
+    await asyncio.gather(*pending)
+    return sent
+
+
+async def run_round(
+    producer: AIOKafkaProducer,
+    collector: Collector,
+    events: list[TokensReserved],
+    rate: float,
+    timeout_s: float,
+) -> dict[UUID, int]:
+    collector.expected = {e.job_id for e in events if e.job_id}
+    collector.arrived.clear()
+    sent = await send_all(producer, events, rate)
+    await asyncio.wait_for(collector.arrived.wait(), timeout=timeout_s)
+    return sent
+
+
+async def verify(job_ids: set[UUID]) -> tuple[dict[str, int], int]:
+    conn = await asyncpg.connect(f"{PG}/{DB}")
+    try:
+        rows = await conn.fetch(
+            "SELECT status, count(*) FROM runs WHERE job_id = ANY($1::uuid[]) GROUP BY status",
+            list(job_ids),
+        )
+        outbox = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE topic = 'job.generated' AND published_at IS NULL"
+        )
+    finally:
+        await conn.close()
+    return {r[0]: r[1] for r in rows}, outbox
+
+
+def staged_objects(client: Minio, delete: bool) -> int:
+    listing = client.list_objects(BUCKET, prefix="staging/", recursive=True)
+    objects = [o.object_name for o in listing if o.object_name]
+    if delete and objects:
+        for error in client.remove_objects(BUCKET, (DeleteObject(o) for o in objects)):
+            print(f"could not delete {error.name}: {error.message}", file=sys.stderr)
+    return len(objects)
+
+
 async def main(args: argparse.Namespace) -> int:
-    url = os.environ.get("ORCHESTRATOR_TEST_DATABASE_URL", DEFAULT_URL)
-    if not url.rsplit("/", 1)[-1].endswith("_test"):
-        print("refusing: the benchmark database must end in _test", file=sys.stderr)
-        return 2
-    await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, url)
-    engine = create_async_engine(url, pool_size=20, max_overflow=10)
-    async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE runs, attempts, outbox, processed_events CASCADE"))
-        # The unit tests' extra providers (test-*) may be left in this database: only the
-        # seeded `mock` route serves the `mock` model here.
-        await conn.execute(text("DELETE FROM providers WHERE name LIKE 'test-%'"))
-    sessions = make_session_factory(engine)
-    statements = {"n": 0}
-
-    def count(*_: object) -> None:
-        statements["n"] += 1
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
-
-    def uow() -> UnitOfWork:
-        return UnitOfWork(sessions, on_commit=lambda: None)
-
-    registry = ProviderRegistry(env={}, overrides={"mock": MockProvider(latency_ms=0)})
-    options = WorkerOptions(
-        max_concurrency=args.concurrency, poll_interval_s=0.05, catalog_ttl_s=5.0
+    log_path = ROOT / "var/log/bench-orchestrator.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    store = ObjectStoreSettings()
+    minio = Minio(
+        store.endpoint.removeprefix("http://"),
+        access_key=store.access_key,
+        secret_key=store.secret_key.get_secret_value(),
+        secure=store.secure,
     )
-    worker = RunWorker(uow, MemoryStaging(), registry, options)
-    apps = [uuid4() for _ in range(args.apps)]
-    events = [reserved(apps[i % len(apps)], i) for i in range(args.jobs)]
+    await prepare_database()
+    proc = start_orchestrator(args.concurrency, log_path)
+    try:
+        await wait_ready(proc)
+        await empty_run_tables()
+        if minio.bucket_exists(BUCKET):
+            staged_objects(minio, delete=True)
+        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, linger_ms=2, acks="all")
+        await producer.start()
+        collector = Collector()
+        await collector.start(producer)
+        try:
+            apps = [uuid4() for _ in range(args.apps)]
+            if args.warmup:  # first claims, catalog load, prepared statements, connections
+                warm = [reserved(apps[i % len(apps)], i, "warm-up") for i in range(args.warmup)]
+                await run_round(producer, collector, warm, 0, 120)
+            events = [reserved(apps[i % len(apps)], i, "timed") for i in range(args.jobs)]
+            load_before = loadavg()
+            spy = start_py_spy(proc.pid, args.py_spy) if args.py_spy else None
+            cpu0, sql0 = cpu_seconds(proc.pid), statements(PORT)
+            sent = await run_round(producer, collector, events, args.rate, args.timeout)
+            cpu1, sql1 = cpu_seconds(proc.pid), statements(PORT)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await asyncio.to_thread(spy.wait, 30)
+            load_after = loadavg()
+        finally:
+            await collector.stop()
+            await producer.stop()
 
-    async def produce() -> None:
-        # What the platform's batch consumer does per poll: one bulk inbox check, the
-        # handler's use case for the fresh events, one commit, then the worker's wake-up.
-        size = args.enqueue_batch
-        if args.rate:  # paced arrivals: a batch every 20 ms at the given rate
-            size = max(1, round(args.rate * 0.02))
-        t0 = time.perf_counter()
-        for n, start in enumerate(range(0, len(events), size)):
-            if args.rate:
-                await asyncio.sleep(max(0.0, t0 + n * size / args.rate - time.perf_counter()))
-            batch = events[start : start + size]
-            async with uow() as unit:
-                fresh = await record_first_deliveries(
-                    unit.session, "orchestrator.enqueue_run", (e.event_id for e in batch)
-                )
-                await enqueue_runs(unit, [e for e in batch if e.event_id in fresh])
-                await unit.commit()
-            worker.wake()
-            await asyncio.sleep(0)
+        ids = set(sent)
+        latencies = [collector.generated[j][0] - sent[j] for j in ids if j in collector.generated]
+        duplicates = sum(1 for j in ids if len(collector.generated.get(j, ())) > 1)
+        completed = [collector.completed[j] for j in ids if j in collector.completed]
+        first_sent = min(sent.values())
+        last_generated = max(collector.generated[j][-1] for j in ids if j in collector.generated)
+        wall = max(0.001, (last_generated - first_sent) / 1000)
+        jobs = len(latencies)
+        statuses, unpublished = await verify(ids)
+        staged = staged_objects(minio, delete=not args.keep)
 
-    started = time.perf_counter()
-    cpu_started = resource.getrusage(resource.RUSAGE_SELF)
-    if args.backlog:  # everything queued first: the worker's throughput alone
-        await produce()
-        enqueued_s = time.perf_counter() - started
-        started = time.perf_counter()
-        cpu_started = resource.getrusage(resource.RUSAGE_SELF)
-        async with engine.begin() as conn:  # latency then counts from the dispatch start
-            await conn.execute(text("UPDATE runs SET created_at = clock_timestamp()"))
-        loop = asyncio.create_task(worker.run_forever())
-    else:
-        loop = asyncio.create_task(worker.run_forever())
-        await produce()
-        enqueued_s = time.perf_counter() - started
-    while True:
-        async with engine.connect() as conn:
-            left = await conn.scalar(
-                text("SELECT count(*) FROM runs WHERE status IN ('queued', 'running')")
-            )
-        if not left:
-            break
-        await asyncio.sleep(0.05)
-    wall = time.perf_counter() - started
-    cpu_now = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (cpu_now.ru_utime - cpu_started.ru_utime) + (cpu_now.ru_stime - cpu_started.ru_stime)
-    sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
-    loop.cancel()
-    await asyncio.gather(loop, return_exceptions=True)
-
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text("SELECT status, extract(epoch FROM finished_at - created_at) * 1000 FROM runs")
-            )
-        ).all()
-        generated = await conn.scalar(
-            text("SELECT count(*) FROM outbox WHERE topic = 'job.generated'")
-        )
-    await engine.dispose()
-    latencies = [float(r[1]) for r in rows if r[0] == "generated"]
-    bad = [r[0] for r in rows if r[0] != "generated"]
-    print(
-        f"jobs {args.jobs}  apps {args.apps}  worker concurrency {args.concurrency}  "
-        f"enqueue batch {args.enqueue_batch}"
-    )
-    print(f"enqueue (handler use case) {args.jobs / enqueued_s:,.0f} events/s")
-    print(
-        f"dispatch end to end        {len(latencies) / wall:,.0f} jobs/s "
-        f"({len(latencies)} generated, {generated} job.generated in the outbox, "
-        f"{len(bad)} other: {sorted(set(bad))})"
-    )
-    print(
-        f"process CPU {cpu:.1f} s over {wall:.1f} s wall: {len(latencies) / cpu:,.0f} jobs per "
-        "CPU-second (what one uncontended core would sustain; the machine is shared)"
-    )
-    print(
-        f"SQL statements (enqueue + dispatch, executemany counts once): "
-        f"{statements['n'] / max(1, args.jobs):.2f} per job"
-    )
-    if latencies:
         print(
-            f"tokens.reserved → job.generated: p50 {statistics.median(latencies):.1f} ms  "
-            f"p95 {pct(latencies, 0.95):.1f} ms  p99 {pct(latencies, 0.99):.1f} ms"
+            f"jobs {args.jobs}  apps {args.apps}  orchestrator concurrency {args.concurrency}  "
+            f"{f'paced {args.rate:g}/s' if args.rate else 'burst'}  warm-up {args.warmup}"
         )
-    return 0 if not bad else 1
+        print(f"loadavg before {load_before}  after {load_after} (2 cores)")
+        print(
+            f"throughput tokens.reserved → job.generated: {jobs / wall:,.0f} jobs/s "
+            f"({jobs} job.generated in {wall:.2f} s)"
+        )
+        cpu = cpu1 - cpu0
+        print(
+            f"orchestrator process CPU {cpu:.2f} s: {cpu / max(1, jobs) * 1000:.2f} ms per job "
+            f"({jobs / max(cpu, 1e-9):,.0f} jobs per CPU-second)"
+        )
+        print(f"SQL statements: {(sql1 - sql0) / max(1, jobs):.3f} per job")
+        if latencies:
+            print(
+                f"latency tokens.reserved → job.generated: p50 {statistics.median(latencies):.0f}"
+                f" ms  p95 {pct(latencies, 0.95):.0f} ms  p99 {pct(latencies, 0.99):.0f} ms"
+            )
+        problems = []
+        if jobs != len(ids):
+            problems.append(f"{len(ids) - jobs} jobs without job.generated")
+        if duplicates:
+            problems.append(f"{duplicates} jobs with more than one job.generated")
+        if completed:
+            problems.append(f"{len(completed)} job.completed, e.g. {completed[0]}")
+        if statuses != {"generated": len(ids)}:
+            problems.append(f"run statuses {statuses}")
+        if staged < len(ids) + args.warmup:
+            problems.append(f"only {staged} staged objects in MinIO")
+        if unpublished:
+            problems.append(f"{unpublished} job.generated rows unpublished")
+        print("checks: " + ("; ".join(problems) if problems else "all passed"))
+        return 1 if problems else 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
@@ -215,11 +393,11 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--apps", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=128)
-    parser.add_argument("--enqueue-batch", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--py-spy", metavar="OUT", help="profile the timed round into OUT")
+    parser.add_argument("--keep", action="store_true", help="keep the staged objects")
     parser.add_argument(
         "--rate", type=float, default=0, help="paced arrivals (jobs/s) instead of a burst"
-    )
-    parser.add_argument(
-        "--backlog", action="store_true", help="queue every job first, then start the worker"
     )
     sys.exit(asyncio.run(main(parser.parse_args())))

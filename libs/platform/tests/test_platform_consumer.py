@@ -96,3 +96,35 @@ async def test_poison_and_failing_messages_go_to_the_dead_letter_topic() -> None
         "ValueError",
     ]
     assert all(h["dlq-source-topic"] == "job.requested" for _, h in dead)
+
+
+async def test_a_topic_prefix_namespaces_subscriptions_and_dead_letters() -> None:
+    broker = KafkaBroker()
+    seen: set[tuple[str, UUID]] = set()
+    commits: list[str] = []
+    consumer = EventConsumer(
+        broker,
+        "billing",
+        lambda: FakeUnitOfWork(seen, commits),  # type: ignore[arg-type,return-value]
+        max_attempts=1,
+        topic_prefix="bench.",
+    )
+    applied: list[UUID] = []
+    dead: list[bytes] = []
+
+    @consumer.on(JobRequested)
+    async def reserve(event: JobRequested, uow: Any) -> None:
+        applied.append(event.event_id)
+
+    @broker.subscriber("bench." + topics.dlq(topics.JOB_REQUESTED))
+    async def collect(message: KafkaMessage) -> None:
+        dead.append(message.body)
+
+    consumer.bind()
+    event = _event()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(event.model_dump_json().encode(), topic="bench.job.requested")
+        await test_broker.publish(b"not json", topic="bench.job.requested")
+    assert applied == [event.event_id]
+    assert commits == ["billing.reserve"]  # inbox names keep the unprefixed group
+    assert dead == [b"not json"]

@@ -3,6 +3,7 @@
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
@@ -11,6 +12,7 @@ import pytest
 from genhub_contracts import GenerationInput, JobRequested, JobSpec
 from genhub_contracts.events import JobRequestedPayload
 from genhub_platform.db import make_engine, make_session_factory
+from genhub_platform.kafka import OUTBOX_PUBLISHED, BrokerPublisher
 from genhub_platform.outbox import OutboxMessage, OutboxRelay
 from genhub_platform.settings import PlatformSettings
 from genhub_platform.uow import UnitOfWork
@@ -129,3 +131,71 @@ async def test_inbox_applies_an_event_once_per_consumer(sessions: Any) -> None:
     async with sessions() as session:
         rows = (await session.exec(select(OutboxMessage).limit(0))).all()
         assert rows == []
+
+
+async def test_events_are_inserted_by_any_commit_of_the_session_and_dropped_on_rollback(
+    sessions: Any,
+) -> None:
+    before = await _unpublished(sessions)
+    async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
+        uow.publish(_event())
+        await uow.session.rollback()  # what was queued before a rollback is gone
+        await uow.session.commit()
+    assert await _unpublished(sessions) == before
+    async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
+        uow.publish(_event())
+        uow.publish(_event())
+        await uow.session.commit()  # a repository committing the session directly
+    assert await _unpublished(sessions) == before + 2
+
+
+async def test_the_relay_sends_each_rows_headers(sessions: Any) -> None:
+    class HeaderRecorder(RecordingPublisher):
+        headers: list[dict[str, str]] = []
+
+        async def send(
+            self, topic: str, payload: bytes, key: bytes, headers: dict[str, str]
+        ) -> "asyncio.Future[Any]":
+            self.headers.append(headers)
+            return await super().send(topic, payload, key, headers)
+
+    relay = OutboxRelay(sessions, HeaderRecorder(), batch_size=1000)
+    await relay.publish_pending()
+    async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
+        uow.publish(_event())
+        await uow.commit()
+    publisher = HeaderRecorder()
+    publisher.headers = []
+    assert await OutboxRelay(sessions, publisher).publish_pending() == 1
+    assert publisher.headers == [{"event-type": "job.requested"}]
+
+
+class _FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+
+    async def send(
+        self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> "asyncio.Future[Any]":
+        self.sent.append((topic, value, key, headers))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def test_the_direct_broker_publisher_sends_to_the_prefixed_topic() -> None:
+    producer = _FakeProducer()
+    state = SimpleNamespace(producer=producer)  # FastStream's producer state holds aiokafka's
+    broker = SimpleNamespace(_producer=SimpleNamespace(_producer=state))
+    publisher = BrokerPublisher(broker, topic_prefix="bench.", direct=True)  # type: ignore[arg-type]
+    before = OUTBOX_PUBLISHED.labels("job.requested")._value.get()
+    await (await publisher.send("job.requested", b"{}", b"k", {"event-type": "job.requested"}))
+    assert producer.sent == [
+        (
+            "bench.job.requested",
+            b"{}",
+            b"k",
+            [("content-type", b"application/octet-stream"), ("event-type", b"job.requested")],
+        )
+    ]
+    assert OUTBOX_PUBLISHED.labels("job.requested")._value.get() == before + 1

@@ -75,18 +75,52 @@ def make_broker(settings: PlatformSettings) -> KafkaBroker:
     )
 
 
-class BrokerPublisher:
-    """The outbox relay's producer: sends without waiting, so a batch is one round of acks."""
+OUTBOX_PUBLISHED = Counter(
+    "genhub_outbox_published_total", "Outbox rows sent to Kafka by the relay", ["topic"]
+)
 
-    def __init__(self, broker: KafkaBroker) -> None:
+
+class BrokerPublisher:
+    """The outbox relay's producer: sends without waiting, so a batch is one round of acks.
+
+    `topic_prefix` namespaces every topic sent to (PlatformSettings.kafka_topic_prefix).
+    `direct=True` hands each record straight to the broker's Kafka producer instead of going
+    through FastStream's publish path: the rows already carry their trace context (captured
+    when they were written), so the per-message publish span and metrics middleware are only
+    overhead there; `genhub_outbox_published_total{topic}` counts what is sent. Before the
+    broker is connected (or on a broker without one) it falls back to `broker.publish`.
+    """
+
+    def __init__(
+        self, broker: KafkaBroker, *, topic_prefix: str = "", direct: bool = False
+    ) -> None:
         self._broker = broker
+        self._prefix = topic_prefix
+        self._direct = direct
+        self._counters: dict[str, Any] = {}
+
+    def _producer(self) -> Any:
+        state = getattr(getattr(self._broker, "_producer", None), "_producer", None)
+        return getattr(state, "producer", None)
 
     async def send(
         self, topic: str, payload: bytes, key: bytes, headers: dict[str, str]
     ) -> "asyncio.Future[Any]":
-        return await self._broker.publish(
-            payload, topic=topic, key=key, headers=headers, no_confirm=True
+        producer = self._producer() if self._direct else None
+        if producer is None:
+            return await self._broker.publish(
+                payload, topic=self._prefix + topic, key=key, headers=headers, no_confirm=True
+            )
+        counter = self._counters.get(topic)
+        if counter is None:
+            counter = self._counters[topic] = OUTBOX_PUBLISHED.labels(topic)
+        counter.inc()
+        wire = [("content-type", b"application/octet-stream")]
+        wire += [(name, value.encode()) for name, value in headers.items()]
+        future: asyncio.Future[Any] = await producer.send(
+            self._prefix + topic, value=payload, key=key, headers=wire
         )
+        return future
 
 
 @dataclass(frozen=True)
@@ -130,7 +164,10 @@ class EventConsumer:
     """Registers handlers `async def handler(event, uow)` for contract events.
 
     Each delivery runs in its own unit of work: the inbox check, the handler's changes and any
-    events it publishes commit together, then the offset is committed.
+    events it publishes commit together, then the offset is committed. With a `topic_prefix`
+    the consumer subscribes to (and dead-letters into) the prefixed topics in a prefixed group
+    (its own members, no rebalance of the unprefixed group); handlers are still registered by
+    contract topic and keep their inbox names.
     """
 
     def __init__(
@@ -140,11 +177,13 @@ class EventConsumer:
         uow_factory: Callable[[], UnitOfWork],
         *,
         max_attempts: int = 3,
+        topic_prefix: str = "",
     ) -> None:
         self._broker = broker
         self._group_id = group_id
         self._uow_factory = uow_factory
         self._max_attempts = max_attempts
+        self._prefix = topic_prefix
         self._routes: dict[str, list[_Registration]] = {}
         self._batch_routes: dict[str, _BatchRegistration] = {}
         self._bound = False
@@ -223,6 +262,7 @@ class EventConsumer:
 
         async def consume(message: KafkaMessage) -> None:
             topic = message.raw_message.topic  # type: ignore[union-attr]
+            topic = topic.removeprefix(self._prefix)
             for route in self._routes.get(topic, ()):
                 try:
                     event = route.event_cls.model_validate_json(message.body)
@@ -233,8 +273,8 @@ class EventConsumer:
 
         consume.__name__ = f"{self._group_id}_events"
         self._broker.subscriber(
-            *self._routes,
-            group_id=self._group_id,
+            *(self._prefix + topic for topic in self._routes),
+            group_id=self._prefix + self._group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
         )(consume)
@@ -257,8 +297,8 @@ class EventConsumer:
 
         consume_batch.__name__ = f"{self._group_id}_{topic.replace('.', '_')}_batches"
         self._broker.subscriber(
-            topic,
-            group_id=self._group_id,
+            self._prefix + topic,
+            group_id=self._prefix + self._group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             batch=True,
@@ -399,7 +439,9 @@ class EventConsumer:
                 "dlq-source-topic": topic,
             }
         )
-        await self._broker.publish(body, topic=topics.dlq(topic), key=key, headers=headers)
+        await self._broker.publish(
+            body, topic=self._prefix + topics.dlq(topic), key=key, headers=headers
+        )
 
 
 async def ensure_topics(
@@ -408,8 +450,10 @@ async def ensure_topics(
     *,
     partitions: int = 6,
     replication_factor: int = 1,
+    prefix: str = "",
 ) -> None:
-    """Create any missing topics; existing ones are left as they are."""
+    """Create any missing topics (each name with `prefix`); existing ones are left as they are."""
+    names = [prefix + name for name in names]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:

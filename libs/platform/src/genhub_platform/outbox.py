@@ -4,19 +4,37 @@ A relay publishes unpublished rows to Kafka and marks them. Several replicas can
 once: each claims a batch with `FOR UPDATE SKIP LOCKED`, so a row is published by one of them
 (at least once: a crash after the send and before the commit publishes it again, which the
 consumers' inbox de-duplication absorbs).
+
+Hot path without ORM objects: `UnitOfWork.publish` keeps the row values and inserts them with
+one Core executemany when the session commits (`pending_rows`/`insert_pending`), and the relay
+claims and marks its batch with two Core statements on plain rows.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from genhub_contracts import Envelope
 from opentelemetry import propagate
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, delete, func, text, update
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field, SQLModel, col, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Session
+from sqlmodel import Field, SQLModel, col
 
 from genhub_platform.db import SessionFactory
 
@@ -44,16 +62,66 @@ class OutboxMessage(SQLModel, table=True):
 
     @classmethod
     def from_event(cls, event: Envelope[Any]) -> "OutboxMessage":
-        # Capture the trace context now: the relay publishes later, outside this request's span.
-        headers: dict[str, str] = {}
-        propagate.inject(headers)
-        headers["event-type"] = event.type
-        return cls(
-            topic=event.TOPIC,
-            key=event.key,
-            payload=event.model_dump_json().encode(),
-            headers=headers,
-        )
+        return cls(**outbox_row(event))
+
+
+def outbox_row(event: Envelope[Any]) -> dict[str, Any]:
+    """The outbox columns for an event (what `OutboxMessage.from_event` holds)."""
+    # Capture the trace context now: the relay publishes later, outside this request's span.
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    headers["event-type"] = event.type
+    return {
+        "topic": event.TOPIC,
+        "key": event.key,
+        "payload": event.model_dump_json().encode(),
+        "headers": headers,
+    }
+
+
+_PENDING = "genhub.outbox.pending"
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_INSERT = insert(_OUTBOX)
+
+
+def pending_rows(session: Session) -> list[dict[str, Any]]:
+    """Outbox rows queued on this session: inserted (one executemany) when it commits."""
+    rows: list[dict[str, Any]] | None = session.info.get(_PENDING)
+    if rows is None:
+        if not session.in_transaction():
+            session.begin()  # no I/O: a rollback from here on drops the queued rows
+        rows = session.info[_PENDING] = []
+    return rows
+
+
+@event.listens_for(Session, "before_commit")
+def insert_pending(session: Session) -> None:
+    """Write the queued outbox rows inside the committing transaction, however it commits."""
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.execute(_INSERT, rows)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction: Any) -> None:
+    if session.in_transaction():  # a savepoint rolled back: the outer transaction goes on
+        return
+    session.info.pop(_PENDING, None)
+
+
+_CLAIM = text(
+    "SELECT id, topic, key, payload, headers FROM outbox WHERE published_at IS NULL"
+    " ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+_MARK = text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)").bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger))
+)
+
+
+def _headers(value: Any) -> dict[str, str]:
+    """JSONB as the driver returns it for a textual query (a str, or already decoded)."""
+    decoded = json.loads(value) if isinstance(value, str | bytes) else value
+    return dict(decoded or {})
 
 
 class Publisher(Protocol):
@@ -106,27 +174,16 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published."""
         async with self._sessions() as session, session.begin():
-            rows = (
-                await session.exec(
-                    select(OutboxMessage)
-                    .where(col(OutboxMessage.published_at).is_(None))
-                    .order_by(col(OutboxMessage.id))
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            conn = await session.connection()
+            rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).all()
             if not rows:
                 return 0
             pending = [
-                await self._publisher.send(row.topic, row.payload, row.key, row.headers)
-                for row in rows
+                await self._publisher.send(topic, payload, key, _headers(headers))
+                for _, topic, key, payload, headers in rows
             ]
             await asyncio.gather(*pending)
-            await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_([row.id for row in rows]))
-                .values(published_at=func.now())
-            )
+            await conn.execute(_MARK, {"ids": [row[0] for row in rows]})
         return len(rows)
 
     async def _cleanup_if_due(self) -> None:

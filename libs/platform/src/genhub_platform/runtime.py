@@ -61,7 +61,9 @@ def build_runtime(settings: PlatformSettings) -> Runtime:
     sessions = make_session_factory(engine)
     broker = make_broker(settings)
     relay = OutboxRelay(
-        sessions, BrokerPublisher(broker), poll_interval_s=settings.outbox_poll_interval_s
+        sessions,
+        BrokerPublisher(broker, topic_prefix=settings.kafka_topic_prefix, direct=True),
+        poll_interval_s=settings.outbox_poll_interval_s,
     )
     runtime = Runtime(settings, engine, sessions, broker, relay, consumer=None)  # type: ignore[arg-type]
     runtime.consumer = EventConsumer(
@@ -69,6 +71,7 @@ def build_runtime(settings: PlatformSettings) -> Runtime:
         group_id=settings.service_name,
         uow_factory=runtime.uow,
         max_attempts=settings.kafka_max_handler_attempts,
+        topic_prefix=settings.kafka_topic_prefix,
     )
     return runtime
 
@@ -91,7 +94,9 @@ def create_service_app(
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(runtime.settings.kafka_bootstrap_servers)
+        await ensure_topics(
+            runtime.settings.kafka_bootstrap_servers, prefix=runtime.settings.kafka_topic_prefix
+        )
         runtime.consumer.bind()
         await runtime.broker.start()
         loops = [runtime.relay.run_forever, *runtime.background]

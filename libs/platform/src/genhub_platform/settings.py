@@ -34,6 +34,10 @@ class PlatformSettings(BaseSettings):
         default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
     )
     kafka_max_handler_attempts: int = Field(default=3, ge=1)
+    # Namespace for every topic this process consumes, publishes and creates ("" = the real
+    # ones). A benchmark or an isolated test run gives its own process a prefix so it neither
+    # sees nor feeds the shared topics.
+    kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
 
     database_url: str | None = None
     pghost: str = Field(default="127.0.0.1", validation_alias="PGHOST")

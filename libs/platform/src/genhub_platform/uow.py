@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_platform.db import SessionFactory
 from genhub_platform.inbox import record_first_delivery
-from genhub_platform.outbox import OutboxMessage
+from genhub_platform.outbox import outbox_row, pending_rows
 
 
 class UnitOfWork:
@@ -49,8 +49,10 @@ class UnitOfWork:
             self._session = None
 
     def publish(self, event: Envelope[Any]) -> None:
-        """Queue an event in the outbox; it is sent only if this unit of work commits."""
-        self.session.add(OutboxMessage.from_event(event))
+        """Queue an event in the outbox; it is sent only if this unit of work commits.
+
+        The row is inserted by the commit (with every other queued row, one executemany)."""
+        pending_rows(self.session.sync_session).append(outbox_row(event))
         self._published = True
 
     async def first_delivery(self, consumer: str, event_id: UUID) -> bool:
