@@ -91,13 +91,13 @@ async def test_fast_path_answers_as_the_route_does(
     fast: bool,
 ) -> None:
     served: list[str | None] = []
-    real = fastpath.require_app
+    real = fastpath.authenticate_app
 
     async def counting(request: Any, api_key: str | None) -> Any:
         served.append(api_key)
         return await real(request, api_key)
 
-    monkeypatch.setattr(fastpath, "require_app", counting)
+    monkeypatch.setattr(fastpath, "authenticate_app", counting)
     with_fast_path, route_only = clients
     answer = _answer(await with_fast_path.post("/v1/generate", headers=headers, content=raw))
     assert bool(served) is fast

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from genhub_gateway.adapters.accept import JobAcceptor
 from genhub_gateway.adapters.pgpool import PgPool
-from genhub_gateway.adapters.ratelimit import RateLimiter
 from genhub_gateway.domain import ratelimit as rl
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -51,7 +51,7 @@ def test_request_limits_name_the_user_only_when_given() -> None:
 async def limiters(migrated_db: str) -> Any:
     """Two limiters on two connection pools, as two replicas would have."""
     pools = [PgPool(migrated_db, max_size=10) for _ in range(2)]
-    yield [RateLimiter(p) for p in pools]
+    yield [JobAcceptor(p) for p in pools]
     for p in pools:
         await p.close()
 

@@ -14,7 +14,6 @@ from genhub_gateway.adapters.accept import JobAcceptor
 from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore, admin_token_loader, db_loader
 from genhub_gateway.adapters.pgpool import PgPool
-from genhub_gateway.adapters.ratelimit import RateLimiter
 from genhub_gateway.adapters.relay import PgOutboxRelay
 from genhub_gateway.adapters.upstream import Upstreams
 from genhub_gateway.adapters.urls import UrlChecker
@@ -37,6 +36,9 @@ def build_gateway(
         transport=transport,
     )
     pool = PgPool(settings.async_database_url, max_size=settings.db_pool_size)
+    # Rate-limit hits and job writes of concurrent requests share one group-committed
+    # statement per micro-batch (adapters/accept.py).
+    acceptor = JobAcceptor(pool)
     return Gateway(
         settings=settings,
         pool=pool,
@@ -47,8 +49,8 @@ def build_gateway(
         admin_tokens=KeyStore(
             admin_token_loader(runtime.sessions), ttl_s=settings.auth_cache_ttl_s
         ),
-        limiter=RateLimiter(pool),
-        acceptor=JobAcceptor(pool),
+        limiter=acceptor,
+        acceptor=acceptor,
         urls=UrlChecker(allow_private=settings.allow_private_urls),
     )
 
@@ -62,11 +64,13 @@ def create_app(
     if settings.project_events:
         kafka.register(runtime)
     gateway = build_gateway(settings, runtime, upstream_transport)
-    # The relay reads the outbox on the accept path's asyncpg pool (adapters/relay.py).
+    # The relay reads the outbox on the accept path's asyncpg pool (adapters/relay.py) and
+    # hands the rows straight to the Kafka producer (no per-message FastStream middleware:
+    # the rows carry their trace context already), under the deployment's topic prefix.
     runtime.relay = PgOutboxRelay(
         gateway.pool,
         runtime.sessions,
-        BrokerPublisher(runtime.broker),
+        BrokerPublisher(runtime.broker, topic_prefix=settings.kafka_topic_prefix, direct=True),
         poll_interval_s=settings.outbox_poll_interval_s,
     )
 

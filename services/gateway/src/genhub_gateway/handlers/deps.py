@@ -111,6 +111,15 @@ async def _auth_failed(request: Request, gateway: Gateway, error: ApiError) -> A
 async def require_app(
     request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]
 ) -> KeyOwner:
+    """The calling app (authenticated) whose call the rate limits admitted."""
+    owner = await authenticate_app(request, api_key)
+    gateway: Gateway = request.app.state.gateway
+    admit(request, await gateway.limiter.hit(caller_limits(request, owner)))
+    return owner
+
+
+async def authenticate_app(request: Request, api_key: str | None) -> KeyOwner:
+    """The app the key belongs to; its call is not counted yet (see `require_app`)."""
     # The gateway comes from app.state directly: every sub-dependency costs on the hot path.
     gateway: Gateway = request.app.state.gateway
     if not api_key:
@@ -128,19 +137,21 @@ async def require_app(
         raise await _auth_failed(request, gateway, invalid)
     if not owner.enabled:
         raise ApiError(403, "app_disabled", "This app is disabled.")
-    await _rate_limit(request, gateway, owner)
     return owner
 
 
-async def _rate_limit(request: Request, gateway: Gateway, owner: KeyOwner) -> None:
+def caller_limits(request: Request, owner: KeyOwner) -> list[ratelimit.Limit]:
     """Per app on every call; per end user as well when the call names one (X-User-ID)."""
     user_id = request.headers.get("x-user-id")
     if user_id is not None and not is_valid_user_id(user_id):
         user_id = None  # the handler refuses it; the app's bucket still counts the call
-    limits = ratelimit.request_limits(
+    return ratelimit.request_limits(
         owner.app_id, owner.rate_limit_per_minute, user_id, owner.user_rate_limit_per_minute
     )
-    usages = await gateway.limiter.hit(limits)
+
+
+def admit(request: Request, usages: list[ratelimit.Usage]) -> None:
+    """429 when a limit refused the call; otherwise its state goes into the answer's headers."""
     headers = ratelimit.headers(usages)
     if not ratelimit.admitted(usages):
         which = ", ".join(u.limit.name for u in usages if not u.allowed)

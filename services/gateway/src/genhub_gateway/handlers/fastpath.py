@@ -4,9 +4,11 @@ FastAPI spends more CPU per request on routing (every route's pattern until one 
 solving the route's dependencies and parameters, and its per-route wrappers than the
 gateway spends on the request itself. This plain ASGI layer sits innermost among the
 middleware and serves the ordinary request — a JSON body that validates, a well-formed
-Idempotency-Key — by calling the same functions the route does: `require_app` (key, rate
-limits) and then the `generate` endpoint. Its errors are answered by the app's own
-exception handlers, so the answers are the route's answers.
+Idempotency-Key — by calling the same functions the route does: `authenticate_app` (the
+key) and then `generate_unmetered`, which counts the call against the rate limits in the same
+group-committed statement that writes the job when the request needs no other check with a
+side effect, and otherwise counts it first and calls the `generate` endpoint. Its errors are
+answered by the app's own exception handlers, so the answers are the route's answers.
 
 Anything else (a body that is not JSON or does not validate, a non-JSON content type, an
 Idempotency-Key FastAPI would refuse) goes to the FastAPI route untouched, with the body
@@ -26,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genhub_gateway.handlers import http
-from genhub_gateway.handlers.deps import require_app
+from genhub_gateway.handlers.deps import authenticate_app
 from genhub_gateway.schemas import GenerateRequest
 
 PATH = "/v1/generate"
@@ -93,8 +95,8 @@ class GenerateFastPath:
         _route_selected(scope=scope, path=self.route.path)
         request = Request(scope, receive)
         try:
-            caller = await require_app(request, headers.get("x-api-key") or None)
-            response = await http.generate(
+            caller = await authenticate_app(request, headers.get("x-api-key") or None)
+            response = await http.generate_unmetered(
                 body,
                 caller,
                 request,

@@ -1,9 +1,9 @@
 """Public API for apps: `/v1/*`, authenticated by `X-API-Key`."""
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -17,7 +17,8 @@ from genhub_platform.uow import UnitOfWork
 from genhub_gateway import audit, services
 from genhub_gateway.adapters.repositories import EndUserRepository, JobRepository, KeyOwner
 from genhub_gateway.domain import idempotency as idem
-from genhub_gateway.domain.identifiers import USER_ID_PATTERN
+from genhub_gateway.domain.identifiers import USER_ID_PATTERN, is_valid_user_id
+from genhub_gateway.domain.ratelimit import Limit
 from genhub_gateway.handlers.deps import (
     AppDep,
     Gateway,
@@ -25,6 +26,8 @@ from genhub_gateway.handlers.deps import (
     RequestIdDep,
     RuntimeDep,
     UserIdHeader,
+    admit,
+    caller_limits,
     header_user_id,
     path_user_id,
 )
@@ -171,9 +174,7 @@ async def generate(
     request_id = str(getattr(request.state, "request_id", ""))
     user_id = header_user_id(x_user_id)
     wait = _prefer_wait(prefer)
-    request_hash = None
-    if idempotency_key is not None:
-        request_hash = idem.fingerprint("POST /v1/generate", user_id, body.model_dump(mode="json"))
+    request_hash = _request_hash(idempotency_key, user_id, body)
     try:
         await services.check_model(gateway.catalog, body)
         await _check_urls(gateway, caller, body)
@@ -194,8 +195,92 @@ async def generate(
         if recorded is None:
             raise
         return await _replay(runtime, gateway, caller, recorded, wait)
+    return await _accept(request, caller, body, user_id, idempotency_key, request_hash, wait)
 
-    # Hot path: the job, its event and the key's answer in one statement (adapters/accept.py).
+
+async def generate_unmetered(
+    body: GenerateRequest,
+    caller: KeyOwner,
+    request: Request,
+    *,
+    x_user_id: str | None,
+    idempotency_key: str | None,
+    prefer: list[str] | None,
+) -> Response:
+    """`generate` for an authenticated caller whose call the rate limits have not counted
+    yet (handlers/fastpath.py).
+
+    An ordinary request — an end user this replica has seen welcomed, no URL or upload to
+    check, a model the catalog has — passes every check of `generate` without a side effect,
+    so whether the checks run before or after the rate limits cannot change its answer: it
+    is counted and written in one group-committed statement. Anything else is counted first
+    and then goes through `generate`, exactly as the route does."""
+    gateway: Gateway = request.app.state.gateway
+    limits = caller_limits(request, caller)
+    wait = _plain_wait(gateway, caller, body, x_user_id, prefer)
+    if x_user_id is not None and wait is not False and await _model_accepted(gateway, body):
+        request_hash = _request_hash(idempotency_key, x_user_id, body)
+        return await _accept(
+            request, caller, body, x_user_id, idempotency_key, request_hash, wait, limits
+        )
+    admit(request, await gateway.limiter.hit(limits))
+    return await generate(
+        body, caller, request, x_user_id=x_user_id, idempotency_key=idempotency_key, prefer=prefer
+    )
+
+
+def _plain_wait(
+    gateway: Gateway,
+    caller: KeyOwner,
+    body: GenerateRequest,
+    x_user_id: str | None,
+    prefer: list[str] | None,
+) -> float | Literal[False] | None:
+    """The request's `Prefer: wait` when its checks need no I/O with side effects (a valid
+    header, a known end user, nothing to resolve or look up); False otherwise."""
+    if (
+        x_user_id is None
+        or not is_valid_user_id(x_user_id)
+        or (str(caller.app_id), x_user_id) not in gateway.known_users
+        or body.webhook_url is not None
+        or body.input.images
+    ):
+        return False
+    try:
+        return idem.parse_prefer_wait(prefer)
+    except idem.InvalidPrefer:
+        return False
+
+
+async def _model_accepted(gateway: Gateway, body: GenerateRequest) -> bool:
+    try:
+        await services.check_model(gateway.catalog, body)
+    except Exception:
+        return False
+    return True
+
+
+def _request_hash(idempotency_key: str | None, user_id: str, body: GenerateRequest) -> str | None:
+    if idempotency_key is None:
+        return None
+    return idem.fingerprint("POST /v1/generate", user_id, body.model_dump(mode="json"))
+
+
+async def _accept(
+    request: Request,
+    caller: KeyOwner,
+    body: GenerateRequest,
+    user_id: str,
+    idempotency_key: str | None,
+    request_hash: str | None,
+    wait: float | None,
+    limits: Sequence[Limit] = (),
+) -> Response:
+    """Write the checked job (counted against `limits` in the same statement, if any)."""
+    gateway: Gateway = request.app.state.gateway
+    runtime: Runtime = request.app.state.runtime
+    # Hot path: the job, its event and the key's answer in one group-committed statement
+    # (adapters/accept.py).
     job, event = services.new_job(caller, user_id, body)
     accepted = JobAccepted(job_id=job.job_id, status=JobStatus(job.status)).model_dump(mode="json")
     recorded_as = (
@@ -204,7 +289,10 @@ async def generate(
         else None
     )
     job_id = job.job_id
-    if await gateway.acceptor.accept(job, event, idempotency=recorded_as):
+    outcome = await gateway.acceptor.accept(job, event, idempotency=recorded_as, limits=limits)
+    if limits:
+        admit(request, outcome.usages)  # 429 when refused (then nothing was written)
+    if outcome.written:
         runtime.relay.wake()
     elif idempotency_key is not None and request_hash is not None:
         # The app used this key before: replay, 422, 409, or take over an expired key.
