@@ -225,14 +225,16 @@ class Collector:
         await self._consumer.stop()
 
 
+def wire_headers(event_type: str) -> list[tuple[str, bytes]]:
+    """What billing's outbox relay puts on tokens.reserved (platform BrokerPublisher)."""
+    return [("content-type", b"application/octet-stream"), ("event-type", event_type.encode())]
+
+
 async def send_all(
     producer: AIOKafkaProducer, events: list[TokensReserved], rate: float
 ) -> dict[UUID, int]:
     """Send the pre-serialized events; returns job id → the record's timestamp (ms)."""
-    wire = [
-        (e.job_id, e.key, e.model_dump_json().encode(), [("event-type", e.type.encode())])
-        for e in events
-    ]
+    wire = [(e.job_id, e.key, e.model_dump_json().encode(), wire_headers(e.type)) for e in events]
     sent: dict[UUID, int] = {}
     pending = []
     t0 = time.perf_counter()

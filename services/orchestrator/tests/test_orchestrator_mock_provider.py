@@ -87,3 +87,14 @@ async def test_failure_rate_raises_retryable_errors() -> None:
         await always.generate(request())
     never = MockProvider(latency_ms=0, failure_rate=0.0)
     assert len(await never.generate(request())) == 2
+
+
+def test_thumbnails_are_valid_deterministic_pngs_of_the_requested_size() -> None:
+    data = render_mock_image("a cat", 7, 0, 64, 96)
+    assert data == render_mock_image("a cat", 7, 0, 64, 96)
+    assert data != render_mock_image("a cat", 7, 1, 64, 96)
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()  # decodes every row: a broken IDAT or CRC would raise here
+        assert img.format == "PNG"
+        assert img.size == (64, 96)
+        assert img.mode == "RGB"

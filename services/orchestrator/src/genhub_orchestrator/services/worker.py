@@ -343,8 +343,9 @@ class RunWorker:
                 return []
             catalog = await self.catalog(uow)
             squeezed = await catalog_repo.squeezed(list({r.app_id for r in rows}))
+            usable = self._usable(catalog)  # once per claim: adapters looked up per provider
             for row in rows:
-                run = await self._prepare(uow, row, catalog, row.app_id in squeezed)
+                run = await self._prepare(uow, row, catalog, row.app_id in squeezed, usable)
                 if run is not None:
                     ready.append(run)
             await uow.commit()
@@ -358,7 +359,12 @@ class RunWorker:
         }
 
     async def _prepare(
-        self, uow: UnitOfWork, row: Run, catalog: CatalogSnapshot, squeezed: bool
+        self,
+        uow: UnitOfWork,
+        row: Run,
+        catalog: CatalogSnapshot,
+        squeezed: bool,
+        usable: set[str],
     ) -> ClaimedRun | None:
         spec = JobSpec.model_validate(row.spec)
         if row.cancel_requested:
@@ -394,7 +400,7 @@ class RunWorker:
         routes = order_routes(
             catalog.routes.get(spec.model, []),
             cheapest_first=cheapest_first(spec.plan, budget_squeezed=squeezed),
-            available=self._usable(catalog),
+            available=usable,
         )
         if not routes:
             await self._end(uow, row, spec, RunStatus.FAILED, final_error([]))
