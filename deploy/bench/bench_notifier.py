@@ -12,12 +12,17 @@ endpoints at the end (anything still pending then fails without a request instea
 against a closed port). With --pid (default: var/run/notifier.pid when present) it also reports
 the notifier's CPU time per delivery.
 
-For every job it first publishes `job.requested` and `tokens.settled` (untimed) and waits until
-the notifier's consumer group has consumed them, as in the real saga where they precede the
-job's end. Then:
+For every job it first publishes `job.requested` (untimed) and waits until the notifier's
+consumer group has consumed it, as in the real saga where it precedes the job's end. Then, as
+billing does after a job ends, each `job.completed` is followed by the job's `tokens.settled`
+(published right after it; the webhook reports tokens charged, so the notifier holds the
+message until the settlement arrives, at most 30 s). The delay measured runs from
+`job.completed` to the first attempt and so includes that wait. `--presettled` publishes the
+settlements up front instead (the older, kinder measurement).
 
-  paced   job.completed at a steady --rate for --seconds; delay = arrival - publish time
-  burst   --burst job.completed published at once; deliveries/s = burst / (last - first arrival)
+  paced   job.completed (+ tokens.settled) at a steady --rate for --seconds;
+          delay = arrival - publish time of job.completed
+  burst   --burst of them published at once; deliveries/s = burst / (last arrival - publish)
 
 Jobs end as `failed`, so the notifier makes no storage call (a `succeeded` job adds one storage
 round trip per attempt for fresh output URLs).
@@ -149,6 +154,13 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
 def notifier_pid(arg: int | None) -> int | None:
     if arg is not None:
         return arg
@@ -225,22 +237,39 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
+Job = tuple[uuid.UUID, uuid.UUID, TokensSettled]
+
+
 async def prepare(
-    producer: AIOKafkaProducer, apps: list[uuid.UUID], count: int
-) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    jobs: list[tuple[uuid.UUID, uuid.UUID]] = []
+    producer: AIOKafkaProducer, apps: list[uuid.UUID], count: int, presettled: bool
+) -> list[Job]:
+    jobs: list[Job] = []
     sends = []
     for i in range(count):
         app = apps[i % len(apps)]
         job, requested, settled = job_events(app)
-        jobs.append((app, job))
-        for event in (requested, settled):
+        jobs.append((app, job, settled))
+        for event in (requested, settled) if presettled else (requested,):
             sends.append(
                 await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
             )
     await asyncio.gather(*sends)
     await wait_consumed([JobRequested.TOPIC, TokensSettled.TOPIC])
     return jobs
+
+
+async def finish(
+    producer: AIOKafkaProducer,
+    app: uuid.UUID,
+    job: uuid.UUID,
+    settled: TokensSettled,
+    presettled: bool,
+) -> None:
+    """job.completed, then (as billing would) the job's tokens.settled."""
+    event = completion(app, job)
+    await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
+    if not presettled:
+        await producer.send(settled.TOPIC, settled.model_dump_json().encode(), key=settled.key)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -277,8 +306,8 @@ async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
     await producer.start()
     try:
         paced_count = int(args.rate * args.seconds)
-        paced_jobs = await prepare(producer, apps, paced_count)
-        burst_jobs = await prepare(producer, apps, args.burst)
+        paced_jobs = await prepare(producer, apps, paced_count, args.presettled)
+        burst_jobs = await prepare(producer, apps, args.burst, args.presettled)
         await asyncio.sleep(1.0)
 
         # paced: steady rate, delay from publish to arrival
@@ -286,13 +315,12 @@ async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
         interval = 1.0 / args.rate
         paced_cpu_start = cpu_seconds(pid)
         start = time.perf_counter()
-        for i, (app, job) in enumerate(paced_jobs):
+        for i, (app, job, settled) in enumerate(paced_jobs):
             due = start + i * interval
             if (wait := due - time.perf_counter()) > 0:
                 await asyncio.sleep(wait)
-            event = completion(app, job)
             published[job_message_id(job, WebhookEventType.FAILED)] = time.time()
-            await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
+            await finish(producer, app, job, settled, args.presettled)
         await producer.flush()
         sent_s = time.perf_counter() - start
         arrivals = await receiver.wait_for(list(published), 60)
@@ -301,12 +329,11 @@ async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
         missing = len(published) - len(delays)
 
         # burst: throughput with a backlog
-        burst_ids = [job_message_id(job, WebhookEventType.FAILED) for _, job in burst_jobs]
+        burst_ids = [job_message_id(job, WebhookEventType.FAILED) for _, job, _ in burst_jobs]
         burst_start = time.time()
         cpu_start = cpu_seconds(pid)
-        for app, job in burst_jobs:
-            event = completion(app, job)
-            await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
+        for app, job, settled in burst_jobs:
+            await finish(producer, app, job, settled, args.presettled)
         await producer.flush()
         arrivals = await receiver.wait_for(burst_ids, 120)
         cpu_end = cpu_seconds(pid)
@@ -315,7 +342,15 @@ async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
         await producer.stop()
         await delete_endpoints(apps, endpoint_ids)
 
-    print(f"notifier benchmark against {NOTIFIER} (Kafka {KAFKA}), {args.apps} apps/endpoints")
+    print(
+        f"notifier benchmark against {NOTIFIER} (Kafka {KAFKA}), {args.apps} apps/endpoints, "
+        + (
+            "settlements published up front"
+            if args.presettled
+            else "tokens.settled after each job.completed"
+        )
+    )
+    print(f"load    {loadavg()}")
     if delays:
         print(
             f"paced   {len(published)} job.completed at {len(published) / sent_s:.0f}/s: "
@@ -355,6 +390,11 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--target-p99-ms", type=float, default=100.0)
     parser.add_argument("--pid", type=int, default=None, help="notifier pid (CPU per delivery)")
+    parser.add_argument(
+        "--presettled",
+        action="store_true",
+        help="publish tokens.settled before the timed phase (no settlement wait measured)",
+    )
     return asyncio.run(run(parser.parse_args()))
 
 

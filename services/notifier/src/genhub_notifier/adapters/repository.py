@@ -259,31 +259,39 @@ async def get_message(session: AsyncSession, app_id: UUID, message_id: str) -> M
     return result.first()
 
 
-async def wake_messages(
-    session: AsyncSession, jobs: Sequence[tuple[UUID, UUID]], now: datetime
-) -> int:
-    """Facts some jobs' waiting messages need have arrived: check them on the next pass.
+_LOCK_JOBS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(CAST(k AS text), 7))"
+    " FROM (SELECT DISTINCT k FROM unnest(CAST(:ids AS uuid[])) AS k ORDER BY k) AS s"
+)
 
-    One statement per batch, and rows another transaction holds are skipped rather than
-    waited for (two batches waking the same jobs in different orders would deadlock); a
-    skipped message is being resolved or woken already, and its short recheck covers the
-    rest."""
+
+async def lock_jobs(session: AsyncSession, job_ids: Sequence[UUID]) -> None:
+    """Serialise the transactions that record facts about the same jobs (a job's end, its
+    settlement, its request) until commit: whichever commits second sees the other's rows,
+    so a message never waits for a fact that was committed meanwhile. Taken in id order, so
+    two batches cannot deadlock on each other."""
+    if job_ids:
+        await session.exec(_LOCK_JOBS, params={"ids": sorted(set(job_ids))})  # type: ignore[call-overload]
+
+
+async def lock_waiting_messages_of(
+    session: AsyncSession, jobs: Sequence[tuple[UUID, UUID]]
+) -> Sequence[Message]:
+    """The waiting messages of these (app, job) pairs, locked for this transaction (the
+    caller holds the jobs' locks; the waiting-message loop may hold a row briefly: wait)."""
     if not jobs:
-        return 0
-    locked = (
-        select(col(Message.id))
-        .where(
-            col(Message.status) == MessageStatus.WAITING,
-            tuple_(col(Message.app_id), col(Message.job_id)).in_(list(jobs)),
+        return []
+    return (
+        await session.exec(
+            select(Message)
+            .where(
+                col(Message.status) == MessageStatus.WAITING,
+                tuple_(col(Message.app_id), col(Message.job_id)).in_(list(jobs)),
+            )
+            .order_by(col(Message.id))
+            .with_for_update()
         )
-        .with_for_update(skip_locked=True)
-    )
-    result = await session.exec(
-        update(Message)
-        .where(col(Message.id).in_(locked.scalar_subquery()))
-        .values(next_check_at=now)
-    )
-    return int(result.rowcount or 0)
+    ).all()
 
 
 async def claim_waiting_messages(

@@ -16,7 +16,12 @@ from genhub_platform.uow import UnitOfWork
 from genhub_notifier.adapters import repository as repo
 from genhub_notifier.domain.body import iso8601
 from genhub_notifier.domain.delivery import WebhookEventType, event_message_id, job_message_id
-from genhub_notifier.services.fanout import FanoutConfig, NewMessage, record_messages
+from genhub_notifier.services.fanout import (
+    FanoutConfig,
+    NewMessage,
+    record_messages,
+    resolve_many,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +114,7 @@ class EventRecorder:
                 }
             )
             jobs.append((event.app_id, event.job_id))
+        await repo.lock_jobs(uow.session, [job for _, job in jobs])
         await repo.insert_subscriptions(uow.session, rows)
         # A terminal event may have overtaken these (other topic): release it.
         await self._wake(uow, jobs, now)
@@ -132,14 +138,18 @@ class EventRecorder:
                 }
             )
             jobs.append((event.app_id, event.job_id))
+        await repo.lock_jobs(uow.session, [job for _, job in jobs])
         await repo.insert_settlements(uow.session, rows)
         await self._wake(uow, jobs, now)
 
     async def _wake(
         self, uow: UnitOfWork, jobs: list[tuple[UUID, UUID]], now: datetime | None
     ) -> None:
-        if await repo.wake_messages(uow.session, jobs, now or utcnow()):
-            await repo.notify_due(uow.session)
+        """The facts these jobs' waiting messages needed just arrived (in this transaction):
+        resolve them here, so their deliveries are due when this commits, with no trip
+        through the waiting-message loop."""
+        messages = await repo.lock_waiting_messages_of(uow.session, jobs)
+        await resolve_many(uow.session, messages, self._config, now or utcnow())
 
     async def record_rejections(
         self, uow: UnitOfWork, events: list[TokensRejected], now: datetime | None = None

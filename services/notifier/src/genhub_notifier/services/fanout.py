@@ -206,6 +206,11 @@ async def record_messages(
     items = list({m.id: m for m in reversed(items)}.values())[::-1]  # first of each id
     if not items:
         return 0
+    # A job's settlement or request recorded concurrently is either committed before these
+    # reads or finds these messages waiting once this commits (repo.lock_jobs).
+    await repo.lock_jobs(
+        session, [m.job_id for m in items if m.event_type.is_job_event and m.job_id is not None]
+    )
     facts = await _facts(session, items)
 
     def job_facts(m: NewMessage) -> tuple[JobSubscription | None, JobSettlement | None]:
