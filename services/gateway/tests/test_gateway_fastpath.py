@@ -133,6 +133,7 @@ async def test_fast_path_request_spans_are_named_after_the_route(
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = _prepare(create_app(settings, upstream_transport=httpx.MockTransport(upstreams.handle)))
     app._telemetry["tracer_provider"] = provider  # FastAPI's native request spans
+    app._telemetry["tracing"] = True  # off by default here: the global provider records none
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         response = await client.post(

@@ -20,12 +20,12 @@ after its batch committed; when a batch fails (say a deadlock between replicas),
 run again on its own, so a failure reaches only its cause.
 """
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import orjson
 from genhub_contracts import Envelope
 from opentelemetry import propagate
 
@@ -81,7 +81,7 @@ _BATCH = """
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return orjson.dumps(value).decode()  # jsonb: PostgreSQL normalizes the text anyway
 
 
 @dataclass(frozen=True)

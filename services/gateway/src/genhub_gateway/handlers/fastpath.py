@@ -15,10 +15,10 @@ Idempotency-Key FastAPI would refuse) goes to the FastAPI route untouched, with 
 replayed: nothing has happened yet, so the route answers exactly as it would have.
 """
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi.routing import APIRoute
 from fastapi.telemetry._api import _route_selected
 from pydantic import ValidationError
@@ -120,9 +120,10 @@ class GenerateFastPath:
         if key is not None and not 1 <= len(key) <= 255:
             return None
         try:
-            # As FastAPI does: decode, then validate the Python value (not JSON mode).
-            return GenerateRequest.model_validate(json.loads(raw))
-        except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError too
+            # As FastAPI does: decode, then validate the Python value (not JSON mode). orjson
+            # is strict JSON: what it refuses (NaN, say) goes to the route, which decides.
+            return GenerateRequest.model_validate(orjson.loads(raw))
+        except (ValueError, ValidationError):  # orjson's JSONDecodeError is a ValueError
             return None
 
     @staticmethod

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from genhub_contracts import JobStatus
@@ -321,7 +322,13 @@ async def _accept(
     headers = {"Location": f"/v1/jobs/{job_id}"}
     if wait is not None:
         return await _job_answer(runtime, gateway, caller, job_id, wait, headers)
-    return JSONResponse(accepted, status_code=status.HTTP_202_ACCEPTED, headers=headers)
+    # The bytes JSONResponse would send (compact, UTF-8), serialized by orjson.
+    return Response(
+        orjson.dumps(accepted),
+        status_code=status.HTTP_202_ACCEPTED,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 async def _replay(
