@@ -167,3 +167,71 @@ async def test_garbage_is_an_error_not_a_crash(serve) -> None:  # type: ignore[n
     assert result.status_code is None and result.error is not None
     assert "not an HTTP answer" in result.error
     await sender.aclose()
+
+
+async def test_informational_answers_are_skipped(serve) -> None:  # type: ignore[no-untyped-def]
+    server = await serve(
+        lambda n: (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nRetry-After: 9\r\n\r\n"
+            b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone"
+        )
+    )
+    sender = Http11Sender(timeout_s=5)
+    for _ in range(2):
+        result = await sender.post(server.target(), HEADERS, b"{}")
+        assert result.status_code == 201 and result.response_excerpt == "done"
+        assert result.retry_after is None  # a 1xx's headers are not the answer's
+    assert server.connections == 1
+    await sender.aclose()
+
+
+async def test_a_close_delimited_answer_is_read_and_the_connection_dropped(serve) -> None:  # type: ignore[no-untyped-def]
+    server = await serve(lambda n: b"HTTP/1.0 503 Busy\r\nRetry-After: 3\r\n\r\nlater")
+    server.close_after_each = True
+    sender = Http11Sender(timeout_s=5)
+    for _ in range(2):
+        result = await sender.post(server.target(), HEADERS, b"{}")
+        assert result.status_code == 503 and result.retry_after == "3"
+        assert result.response_excerpt == "later" and result.error is None
+    assert server.connections == 2  # never pooled: its end was the close
+    await sender.aclose()
+
+
+async def test_an_oversized_answer_gives_an_excerpt_and_a_fresh_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    huge = b"z" * (200 * 1024)
+    server = await serve(
+        lambda n: (
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(huge) + huge if n == 0 else ok(n)
+        )
+    )
+    sender = Http11Sender(timeout_s=5)
+    first = await sender.post(server.target(), HEADERS, b"{}")
+    assert first.status_code == 200 and first.response_excerpt == "z" * EXCERPT_BYTES
+    second = await sender.post(server.target(), HEADERS, b"{}")
+    assert second.status_code == 200 and second.response_excerpt == "ok"
+    assert server.connections == 2  # the unread rest of the big body was not reused
+    await sender.aclose()
+
+
+async def test_a_chunked_answer_beyond_the_drain_limit_is_cut_short(serve) -> None:  # type: ignore[no-untyped-def]
+    chunk = b"10000\r\n" + b"q" * 0x10000 + b"\r\n"
+    server = await serve(
+        lambda n: (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 3 + b"0\r\n\r\n"
+        )
+    )
+    sender = Http11Sender(timeout_s=5)
+    for _ in range(2):
+        result = await sender.post(server.target(), HEADERS, b"{}")
+        assert result.status_code == 200 and result.response_excerpt == "q" * EXCERPT_BYTES
+    assert server.connections == 2
+    await sender.aclose()
+
+
+async def test_headers_with_line_breaks_are_refused_before_sending(serve) -> None:  # type: ignore[no-untyped-def]
+    server = await serve(ok)
+    sender = Http11Sender(timeout_s=5)
+    with pytest.raises(ValueError):
+        await sender.post(server.target(), {"x-evil": "a\r\nInjected: 1"}, b"{}")
+    assert server.requests == []
+    await sender.aclose()

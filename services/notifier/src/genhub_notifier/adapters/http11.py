@@ -3,13 +3,18 @@ URL guard checked, keep-alive connections pooled per (scheme, address, port, hos
 
 Why not httpx here: at a few hundred webhooks a second its per-request machinery (anyio,
 httpcore's pool bookkeeping, h11) was a quarter of the notifier's CPU. A webhook needs much
-less: write one request, read the status line, the headers and at most 1 KB of the answer.
+less: write one request, read the status, the headers and at most 1 KB of the answer. The
+answer is parsed and framed by `httptools` (llhttp, Node.js's parser): status line, headers,
+content-length, chunked framing, 1xx, close-delimited bodies and the keep-alive rules. Measured
+against h11 on this machine: ~6 µs per request and answer against ~120-200 µs (h11's request
+serialisation alone ~65 µs), so the request head is written here (a POST with a fixed header
+set; header names and values with line breaks are refused).
 
 - The connection goes to the pinned address only; the Host header and, for https, TLS SNI and
   certificate checks keep the URL's host name (ssl default context: verified chains).
 - No redirects are followed, no proxy from the environment is used.
 - An answer's body is read up to `DRAIN_BYTES` so the connection can be reused; a larger or
-  unframed body closes the connection instead.
+  close-delimited body closes the connection instead.
 - A pooled connection the peer closed while idle is detected before use; a reused connection
   that fails before any byte of an answer is retried once on a fresh one (the receiver
   dedupes on webhook-id, and nothing was answered).
@@ -23,13 +28,17 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote, urlsplit
 
+import httptools
 from genhub_platform.netguard.guard import PinnedTarget
 
 from genhub_notifier.adapters.webhook_sender import EXCERPT_BYTES, SendResult
 
 DRAIN_BYTES = 64 * 1024  # read (and discard) up to this much of an answer to keep the connection
 MAX_HEAD_BYTES = 64 * 1024
+READ_BYTES = 16 * 1024
 USER_AGENT = "genhub-webhooks/1"
+
+_Key = tuple[str, str, int, str]  # (scheme, address, port, host name)
 
 
 class _ConnectFailed(Exception):
@@ -60,15 +69,46 @@ class _Connection:
 
 @dataclass
 class _Answer:
-    status: int
-    headers: dict[str, str]
-    excerpt: str | None
-    reusable: bool
+    """httptools' callbacks fill this; 1xx answers are skipped (we never send Expect)."""
 
+    status: int = 0
+    retry_after: str | None = None
+    body: bytearray = field(default_factory=bytearray)
+    body_size: int = 0
+    headers_done: bool = False
+    oversized: bool = False  # Content-Length beyond DRAIN_BYTES: excerpt only, then close
+    complete: bool = False
+    keep_alive: bool = False
+    _parser: "httptools.HttpResponseParser | None" = None
 
-@dataclass
-class _Pool:
-    idle: dict[tuple[str, str, int, str], list[_Connection]] = field(default_factory=dict)
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered == b"retry-after":
+            self.retry_after = value.decode("latin-1").strip()
+        elif lowered == b"content-length" and value.strip().isdigit():
+            self.oversized = int(value) > DRAIN_BYTES
+
+    def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        self.status = self._parser.get_status_code()
+        self.headers_done = self.status >= 200
+
+    def on_body(self, chunk: bytes) -> None:
+        self.body_size += len(chunk)
+        if len(self.body) < EXCERPT_BYTES:
+            self.body.extend(chunk[: EXCERPT_BYTES - len(self.body)])
+
+    def on_message_complete(self) -> None:
+        assert self._parser is not None
+        if self.status < 200:  # informational: the real answer follows on the same stream
+            self.retry_after = None
+            self.oversized = False
+            return
+        self.complete = True
+        self.keep_alive = bool(self._parser.should_keep_alive())
+
+    def excerpt(self) -> str | None:
+        return self.body.decode("utf-8", errors="replace") if self.body else None
 
 
 class Http11Sender:
@@ -84,7 +124,7 @@ class Http11Sender:
         self._max_idle = max_idle_per_host
         self._idle_s = idle_s
         self._ssl = ssl_context
-        self._pool = _Pool()
+        self._idle: dict[_Key, list[_Connection]] = {}
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -97,10 +137,7 @@ class Http11Sender:
         parts = urlsplit(target.url)
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        request = _request_bytes(path, parts, headers, body)
+        request = _request_bytes(parts, headers, body)
         error = "no address"
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -114,19 +151,17 @@ class Http11Sender:
                     return SendResult(
                         answer.status,
                         _ms_since(started),
-                        answer.excerpt,
+                        answer.excerpt(),
                         None,
-                        retry_after=answer.headers.get("retry-after"),
+                        retry_after=answer.retry_after,
                     )
         except TimeoutError:
             return SendResult(None, _ms_since(started), None, "timeout")
-        except (OSError, EOFError, _ProtocolError, asyncio.IncompleteReadError) as exc:
+        except (OSError, EOFError, _ProtocolError) as exc:
             return SendResult(None, _ms_since(started), None, f"{type(exc).__name__}: {exc}"[:500])
         return SendResult(None, _ms_since(started), None, error)
 
-    async def _exchange(
-        self, key: tuple[str, str, int, str], https: bool, request: bytes
-    ) -> _Answer:
+    async def _exchange(self, key: _Key, https: bool, request: bytes) -> _Answer:
         conn = self._take_idle(key)
         if conn is not None:
             try:
@@ -139,7 +174,7 @@ class Http11Sender:
         except _StaleConnection as exc:
             raise EOFError("connection closed before an answer") from exc
 
-    async def _connect(self, key: tuple[str, str, int, str], https: bool) -> _Connection:
+    async def _connect(self, key: _Key, https: bool) -> _Connection:
         _, address, port, host = key
         try:
             reader, writer = await asyncio.open_connection(
@@ -147,7 +182,6 @@ class Http11Sender:
                 port,
                 ssl=self._tls() if https else None,
                 server_hostname=host if https else None,
-                limit=MAX_HEAD_BYTES,
             )
         except ssl.SSLError:
             raise  # reached the host: a TLS problem is the attempt's error, not the address's
@@ -156,7 +190,7 @@ class Http11Sender:
         return _Connection(reader, writer)
 
     async def _round_trip(
-        self, key: tuple[str, str, int, str], conn: _Connection, request: bytes, *, reused: bool
+        self, key: _Key, conn: _Connection, request: bytes, *, reused: bool
     ) -> _Answer:
         try:
             conn.writer.write(request)
@@ -165,14 +199,14 @@ class Http11Sender:
         except BaseException:
             conn.close()
             raise
-        if answer.reusable:
+        if answer.complete and answer.keep_alive:
             self._give_back(key, conn)
         else:
             conn.close()
         return answer
 
-    def _take_idle(self, key: tuple[str, str, int, str]) -> _Connection | None:
-        idle = self._pool.idle.get(key)
+    def _take_idle(self, key: _Key) -> _Connection | None:
+        idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
             conn = idle.pop()
@@ -181,8 +215,8 @@ class Http11Sender:
             conn.close()
         return None
 
-    def _give_back(self, key: tuple[str, str, int, str], conn: _Connection) -> None:
-        idle = self._pool.idle.setdefault(key, [])
+    def _give_back(self, key: _Key, conn: _Connection) -> None:
+        idle = self._idle.setdefault(key, [])
         if len(idle) >= self._max_idle:
             conn.close()
             return
@@ -190,13 +224,14 @@ class Http11Sender:
         idle.append(conn)
 
     async def aclose(self) -> None:
-        for idle in self._pool.idle.values():
+        for idle in self._idle.values():
             for conn in idle:
                 conn.close()
-        self._pool.idle.clear()
+        self._idle.clear()
 
 
-def _request_bytes(path: str, parts: SplitResult, headers: dict[str, str], body: bytes) -> bytes:
+def _request_bytes(parts: SplitResult, headers: dict[str, str], body: bytes) -> bytes:
+    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
     netloc = parts.netloc.rpartition("@")[2]  # Host never carries credentials
     lines = [f"POST {path} HTTP/1.1", f"Host: {netloc}", f"User-Agent: {USER_AGENT}"]
     if parts.username is not None:  # https://user:pass@host/...: HTTP Basic, as browsers do
@@ -213,78 +248,32 @@ def _request_bytes(path: str, parts: SplitResult, headers: dict[str, str], body:
 
 
 async def _read_answer(reader: asyncio.StreamReader, *, reused: bool) -> _Answer:
-    while True:
+    """Feed what arrives to httptools until the answer is complete, its body passes
+    DRAIN_BYTES (the connection is then closed) or the peer closes (close-delimited body)."""
+    answer = _Answer()
+    parser = httptools.HttpResponseParser(answer)
+    answer._parser = parser
+    received = 0
+    while not answer.complete:
+        data = await reader.read(READ_BYTES)
+        if not data:
+            if reused and received == 0:
+                raise _StaleConnection
+            if answer.headers_done:
+                return answer  # body delimited by the close (or cut short): not reusable
+            raise EOFError("connection closed before a complete answer")
+        received += len(data)
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if reused and not exc.partial:
-                raise _StaleConnection from exc
-            raise
-        except asyncio.LimitOverrunError as exc:
-            raise _ProtocolError("answer headers too large") from exc
-        status, version, headers = _parse_head(head)
-        if 100 <= status < 200:
-            continue  # informational (we never send Expect): the real answer follows
-        break
-    keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-    if status in (204, 304):
-        return _Answer(status, headers, None, keep)
-    data, complete = await _read_body(reader, headers)
-    excerpt = bytes(data[:EXCERPT_BYTES]).decode("utf-8", errors="replace") if data else None
-    return _Answer(status, headers, excerpt, keep and complete)
-
-
-def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code = rest[:3]
-    if not version.startswith("HTTP/") or not code.isdigit():
-        raise _ProtocolError(f"not an HTTP answer: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise _ProtocolError("malformed header line")
-        headers[name.strip().lower()] = value.strip()
-    return int(code), version, headers
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> tuple[bytes, bool]:
-    """The answer's body up to DRAIN_BYTES, and whether it was read to its end (framed)."""
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return await _read_chunked(reader)
-    length = headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise _ProtocolError("bad content-length")
-        size = int(length)
-        if size <= DRAIN_BYTES:
-            return await reader.readexactly(size), True
-        return await reader.readexactly(EXCERPT_BYTES), False
-    # Neither: the body ends when the server closes the connection.
-    data = await reader.read(DRAIN_BYTES)
-    return data, False
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
-    data = bytearray()
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError as exc:
-            raise _ProtocolError("bad chunk size") from exc
-        if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                pass  # trailers
-            return bytes(data), True
-        if len(data) + size > DRAIN_BYTES:
-            data.extend(await reader.read(EXCERPT_BYTES))
-            return bytes(data), False
-        data.extend(await reader.readexactly(size))
-        await reader.readexactly(2)
+            parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            raise _ProtocolError(f"not an HTTP answer: {exc}") from exc
+        if not answer.headers_done and received > MAX_HEAD_BYTES:
+            raise _ProtocolError("answer headers too large")
+        if answer.body_size > DRAIN_BYTES or (
+            answer.oversized and len(answer.body) >= EXCERPT_BYTES
+        ):
+            return answer  # too much to drain: keep the excerpt, close the connection
+    return answer
 
 
 def _ms_since(started: float) -> int:
