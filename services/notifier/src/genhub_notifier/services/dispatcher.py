@@ -23,15 +23,15 @@ from prometheus_client import Counter, Histogram
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_notifier.adapters import repository as repo
+from genhub_notifier.adapters.repository import (
+    AttemptRow,
+    DeliveryContext,
+    DueDelivery,
+    MessageRow,
+    SignerRow,
+)
 from genhub_notifier.adapters.secretbox import ConfigError, SecretBox
 from genhub_notifier.adapters.storage_client import StorageClient, StorageUnavailable
-from genhub_notifier.adapters.tables import (
-    Delivery,
-    DeliveryAttempt,
-    Endpoint,
-    Message,
-    SigningSecret,
-)
 from genhub_notifier.adapters.webhook_sender import Sender
 from genhub_notifier.domain.body import WebhookData, build_body
 from genhub_notifier.domain.delivery import DeliveryStatus, Transition, WebhookEventType
@@ -68,16 +68,13 @@ class _RetryLater(Exception):
     """A failure before the POST (no secret, storage, DNS) that a later attempt may not hit."""
 
 
-SecretSource = Endpoint | SigningSecret
-
-
 @dataclass
 class _Result:
     """One finished send waiting for the writer."""
 
     claim: "repo.ClaimResult"
-    attempt: DeliveryAttempt | None
-    endpoint: Endpoint | None
+    attempt: AttemptRow | None
+    endpoint: SignerRow | None
     decision: Decision | None
     exhausted: Exhaustion | None
     done: "asyncio.Future[bool]"
@@ -117,7 +114,7 @@ class Dispatcher:
         self._clock = clock
         self._rand = rand
         self._token = uuid4()  # this process's lease mark
-        self._in_flight: dict[asyncio.Task[None], Delivery] = {}
+        self._in_flight: dict[asyncio.Task[None], DueDelivery] = {}
         self._per_target: dict[str, int] = {}
         self._wakeup = asyncio.Event()
         self._resolve_wakeup = asyncio.Event()
@@ -255,7 +252,7 @@ class Dispatcher:
         with contextlib.suppress(Exception):
             await self.aclose()
 
-    async def _process(self, delivery: Delivery, context: "repo.DeliveryContext") -> None:
+    async def _process(self, delivery: DueDelivery, context: DeliveryContext) -> None:
         try:
             await self._process_unguarded(delivery, context)
         except asyncio.CancelledError:
@@ -264,12 +261,12 @@ class Dispatcher:
             # The lease runs out and the row is retried; the receiver dedupes on webhook-id.
             log.exception("delivery %s failed unexpectedly", delivery.id)
 
-    async def _process_unguarded(self, delivery: Delivery, context: "repo.DeliveryContext") -> None:
+    async def _process_unguarded(self, delivery: DueDelivery, context: DeliveryContext) -> None:
         message = context.messages.get(delivery.message_id)
         if message is None or message.app_id != delivery.app_id:
             raise RuntimeError(f"delivery {delivery.id} has no message")
-        endpoint: Endpoint | None = None
-        app_secret: SigningSecret | None = None
+        endpoint: SignerRow | None = None
+        app_secret: SignerRow | None = None
         if delivery.endpoint_id is not None:
             endpoint = context.endpoints.get(delivery.endpoint_id)
             if endpoint is not None and endpoint.app_id != delivery.app_id:
@@ -283,7 +280,7 @@ class Dispatcher:
         url = endpoint.url if endpoint is not None else delivery.target_url or ""
         await self._attempt(delivery, message, url, endpoint or app_secret, endpoint)
 
-    def _signing_keys(self, source: SecretSource | None, now: datetime) -> list[str]:
+    def _signing_keys(self, source: SignerRow | None, now: datetime) -> list[str]:
         if source is None:
             raise _RetryLater("no signing secret for this app")
         try:
@@ -301,11 +298,11 @@ class Dispatcher:
 
     async def _attempt(
         self,
-        delivery: Delivery,
-        message: Message,
+        delivery: DueDelivery,
+        message: MessageRow,
         url: str,
-        secret_source: SecretSource | None,
-        endpoint: Endpoint | None,
+        secret_source: SignerRow | None,
+        endpoint: SignerRow | None,
     ) -> None:
         attempt_no = delivery.attempt_count + 1
         started = self._clock()
@@ -337,7 +334,7 @@ class Dispatcher:
         )
         error = error_text(outcome, decision, send_error)
         step = Transition(decision.status, decision.next_attempt_at)
-        attempt = DeliveryAttempt(
+        attempt = AttemptRow(
             delivery_id=delivery.id,
             attempt_no=attempt_no,
             url=url,
@@ -398,7 +395,7 @@ class Dispatcher:
             exhausted=exhausted,
         )
 
-    async def _body(self, message: Message) -> bytes:
+    async def _body(self, message: MessageRow) -> bytes:
         event_type = WebhookEventType(message.event_type)
         data = message.event_data
         if not event_type.is_job_event:
@@ -427,14 +424,14 @@ class Dispatcher:
 
     async def _save(
         self,
-        delivery: Delivery,
+        delivery: DueDelivery,
         step: Transition,
         *,
-        attempt: DeliveryAttempt | None = None,
+        attempt: AttemptRow | None = None,
         attempt_count: int | None = None,
         last_error: str | None = None,
         url: str | None = None,
-        endpoint: Endpoint | None = None,
+        endpoint: SignerRow | None = None,
         decision: Decision | None = None,
         exhausted: Exhaustion | None = None,
     ) -> None:
@@ -443,7 +440,7 @@ class Dispatcher:
         result = _Result(
             repo.ClaimResult(
                 delivery.id,
-                delivery.claim_token or self._token,
+                delivery.claim_token,
                 step,
                 attempt_count,
                 last_error,
@@ -488,8 +485,12 @@ class Dispatcher:
     async def _write(self, batch: list["_Result"]) -> set[str]:
         now = self._clock()
         async with self._sessions() as session, session.begin():
-            await repo.add_attempts(session, [r.attempt for r in batch if r.attempt is not None])
-            kept = await repo.finish_claims(session, [r.claim for r in batch], now)
+            kept = await repo.finish_claims(
+                session,
+                [r.claim for r in batch],
+                [r.attempt for r in batch if r.attempt is not None],
+                now,
+            )
             for r in batch:
                 if r.claim.delivery_id in kept and r.endpoint and r.decision:
                     await self._endpoint_health(session, r.endpoint, r.decision, now)
@@ -500,11 +501,12 @@ class Dispatcher:
         return kept
 
     async def _endpoint_health(
-        self, session: AsyncSession, endpoint: Endpoint, decision: Decision, now: datetime
+        self, session: AsyncSession, endpoint: SignerRow, decision: Decision, now: datetime
     ) -> None:
         ok = decision.reason is Reason.DELIVERED
         if ok and endpoint.failing_since is None:
             return  # healthy and staying so: no write on the hot path
+        assert endpoint.id is not None  # an endpoint's row, not an app secret
         failing_since = await repo.record_endpoint_result(
             session, endpoint.app_id, endpoint.id, ok=ok, now=now
         )
