@@ -9,8 +9,9 @@ authentication, the shared rate limiter (app and end-user buckets), a fresh Idem
 body validation, the model check, the job row + outbox row in one transaction, and the
 outbox relay's publish of `job.requested` to Kafka. The benchmark creates its own app (with
 rate limits high enough not to refuse) through the admin API (GENHUB_ADMIN_TOKEN, sourced from
-var/secrets.env by the Makefile) and keeps its key in var/bench-gateway-key for later runs.
-Its end users have no tokens, so billing rejects the jobs downstream: the benchmark measures
+var/secrets.env by the Makefile) and keeps its key and id in var/bench-gateway-key for later
+runs. Its end users have no tokens (the benchmark turns billing's monthly plan allocations off
+for its app, on by default), so billing rejects the jobs downstream: the benchmark measures
 acceptance, not generation.
 
 The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams (httpx
@@ -103,38 +104,76 @@ def server_pid(url_host: str, given: int | None) -> int | None:
 
 
 async def bench_app_key(url: str, admin_token: str) -> str:
-    """The benchmark app's key: the one saved by an earlier run if it still works (so a run
-    does not need the notifier), else a new app's."""
+    """The benchmark app's key: the one saved by an earlier run if it still works and its
+    users never had monthly plan tokens (so a run does not need the notifier), else a new
+    app's."""
+    admin = {"Authorization": f"Bearer {admin_token}"}
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         if KEY_FILE.exists():
-            saved = KEY_FILE.read_text().strip()
+            saved, _, app_id = KEY_FILE.read_text().strip().partition("\n")
             # An endpoint of the gateway alone, so a down upstream does not cost a new app.
             check = await client.get("/v1/jobs?limit=1", headers={"X-API-Key": saved})
             if check.status_code == 200:
-                return saved
-    key = await create_app(url, admin_token)
+                app_id = app_id.strip() or await app_of_key(client, admin, saved)
+                if await allocations_were_off(client, admin, app_id):
+                    return saved
+                print(
+                    f"the saved benchmark app {app_id} had monthly plan allocations on (its "
+                    "users may hold tokens, billing would accept their jobs): now off, and "
+                    "using a new app",
+                    file=sys.stderr,
+                )
+        key, app_id = await create_app(client, admin)
+        await allocations_were_off(client, admin, app_id)
     KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    KEY_FILE.write_text(key)
+    KEY_FILE.write_text(f"{key}\n{app_id}\n")
     KEY_FILE.chmod(0o600)
     return key
 
 
-async def create_app(url: str, admin_token: str) -> str:
+async def app_of_key(client: httpx.AsyncClient, admin: dict[str, str], api_key: str) -> str:
+    """The id of the app holding `api_key` (a key file saved before the app id was kept)."""
+    response = await client.get("/admin/apps", headers=admin)
+    response.raise_for_status()
+    for app in response.json()["apps"]:
+        if any(api_key.startswith(key["prefix"]) for key in app["keys"]):
+            return str(app["id"])
+    raise RuntimeError("no app holds the saved benchmark key")
+
+
+async def allocations_were_off(
+    client: httpx.AsyncClient, admin: dict[str, str], app_id: str
+) -> bool:
+    """Make sure billing gives the app's users no monthly plan tokens (allocations are on by
+    default): their jobs must be refused by billing so that the benchmark measures acceptance,
+    not generation. False when they were on."""
+    path = f"/admin/apps/{app_id}/billing"
+    current = await client.get(path, headers=admin)
+    current.raise_for_status()
+    if current.json()["monthly_allocations"] is False:
+        return True
+    response = await client.put(path, headers=admin, json={"monthly_allocations": False})
+    response.raise_for_status()
+    return False
+
+
+async def create_app(client: httpx.AsyncClient, admin: dict[str, str]) -> tuple[str, str]:
+    """A new `pro` app with rate limits that never refuse: (its API key, its id)."""
     slug = f"bench-{secrets.token_hex(4)}"
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        response = await client.post(
-            "/admin/apps",
-            headers={"Authorization": f"Bearer {admin_token}"},
-            json={
-                "name": f"Benchmark {slug}",
-                "slug": slug,
-                "plan": "pro",
-                "rate_limit_per_minute": 1_000_000,
-                "user_rate_limit_per_minute": 1_000_000,
-            },
-        )
-        response.raise_for_status()
-        return str(response.json()["api_key"])
+    response = await client.post(
+        "/admin/apps",
+        headers=admin,
+        json={
+            "name": f"Benchmark {slug}",
+            "slug": slug,
+            "plan": "pro",
+            "rate_limit_per_minute": 1_000_000,
+            "user_rate_limit_per_minute": 1_000_000,
+        },
+    )
+    response.raise_for_status()
+    created = response.json()
+    return str(created["api_key"]), str(created["app"]["id"])
 
 
 async def worker(

@@ -273,12 +273,22 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, str, Any]] = {
     ("get", "/admin/apps/{app_id}/billing"): (
         None,
         "200",
-        {"plan": "pro", "free_daily_quota": 3, "low_balance_threshold": 20},
+        {
+            "plan": "pro",
+            "monthly_allocations": True,
+            "free_daily_quota": 3,
+            "low_balance_threshold": 20,
+        },
     ),
     ("put", "/admin/apps/{app_id}/billing"): (
-        {"free_daily_quota": 3, "monthly_budget_usd": 500},
+        {"monthly_allocations": False, "free_daily_quota": 3, "monthly_budget_usd": 500},
         "200",
-        {"plan": "pro", "free_daily_quota": 3, "monthly_budget_usd": 500},
+        {
+            "plan": "pro",
+            "monthly_allocations": False,
+            "free_daily_quota": 3,
+            "monthly_budget_usd": 500,
+        },
     ),
     ("get", "/admin/pricing"): (
         None,

@@ -62,7 +62,8 @@ async def _proxy(
 
 @router.get("/apps/{app_id}/billing")
 async def get_billing_settings(app_id: UUID, _: AdminDep, gateway: GatewayDep) -> Response:
-    """The app's billing settings: plan, free daily quota, low-balance threshold, budget."""
+    """The app's billing settings: plan, monthly plan allocations, free daily quota,
+    low-balance threshold, budget."""
     billing = gateway.upstreams.billing
     return await _proxy(billing, "GET", f"/internal/apps/{_seg(app_id)}/settings")
 
@@ -75,8 +76,9 @@ async def put_billing_settings(
     uow: UowDep,
     body: dict[str, Any] = JsonBody,
 ) -> Response:
-    """Change billing settings (`plan`, `free_daily_quota`, `low_balance_threshold`,
-    `monthly_budget_usd`, `soft_cap_ratio`; all optional)."""
+    """Change billing settings (`plan`, `monthly_allocations` — whether the app's end users
+    get their plan's monthly tokens, on by default —, `free_daily_quota`,
+    `low_balance_threshold`, `monthly_budget_usd`, `soft_cap_ratio`; all optional)."""
     return await _proxy(
         gateway.upstreams.billing,
         "PUT",
