@@ -1590,3 +1590,142 @@ async def test_exhaustion_notices_never_announce_each_other_in_a_loop(
     assert {e["status"] for e in entries} == {"dead_lettered"}
     assert len(receiver.requests) == 4
     assert len(await message_statuses(sessions, app)) == 3
+
+
+# --- hand-off: new deliveries leased when recorded, sent without a claim -------------------------
+
+
+async def record_batch(
+    sessions: SessionFactory, recorder: EventRecorder, events: list[JobCompleted], *, commit: bool
+) -> None:
+    async with uow_for(sessions) as uow:
+        await recorder.record_completions(uow, events, T0)
+        if commit:
+            await uow.commit()
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float = 3.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def delivery_rows(sessions: SessionFactory, app: uuid.UUID) -> list[Any]:
+    async with sessions() as session:
+        result = await session.exec(
+            text(  # type: ignore[call-overload]
+                "SELECT status, claim_token, next_attempt_at, attempt_count FROM deliveries"
+                " WHERE app_id = :app ORDER BY id"
+            ),
+            params={"app": app},
+        )
+        return list(result.all())
+
+
+async def test_a_recorded_delivery_is_sent_at_once_without_a_claim_round(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    _, secret = await new_endpoint(sessions, app)
+    await apply(sessions, requested(app, job, url=None))
+    receiver = Receiver()
+    dispatcher = make_dispatcher(sessions, clock, receiver)
+    recorder = EventRecorder(FANOUT, handoff=dispatcher)
+
+    await record_batch(sessions, recorder, [completed(app, job, JobStatus.FAILED)], commit=True)
+    # No drain(), no claim: the dispatcher's loop is not even running.
+    await wait_for(lambda: len(receiver.requests) == 1)
+    request = receiver.requests[0]
+    assert request.headers["webhook-id"] == job_message_id(job, WebhookEventType.FAILED)
+    assert verify(secret, request.headers, request.content)
+    for _ in range(100):
+        rows = await delivery_rows(sessions, app)
+        if rows[0][0] == "delivered":
+            break
+        await asyncio.sleep(0.02)
+    assert [(r[0], r[1], r[3]) for r in rows] == [("delivered", None, 1)]
+    assert len((await log_for(sessions, app))[0]["attempts"]) == 1
+
+
+async def test_a_crash_after_the_commit_leaves_the_delivery_leased_until_the_lease_ends(
+    sessions: SessionFactory, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    await new_endpoint(sessions, app)
+    await apply(sessions, requested(app, job, url=None))
+    crashed = make_dispatcher(sessions, clock, Receiver())
+    # The process dies between the commit and the send: nothing is launched.
+    monkeypatch.setattr(crashed, "_launch", lambda rows, context: None)
+    await record_batch(
+        sessions,
+        EventRecorder(FANOUT, handoff=crashed),
+        [completed(app, job, JobStatus.FAILED)],
+        commit=True,
+    )
+    await asyncio.sleep(0.05)
+    [(status, token, next_at, attempts)] = await delivery_rows(sessions, app)
+    assert status == "pending" and token is not None and attempts == 0
+    assert next_at == T0 + timedelta(seconds=60)  # the lease was committed with the row
+
+    receiver = Receiver()
+    survivor = make_dispatcher(sessions, clock, receiver)
+    assert await survivor.drain() == 0  # still leased
+    clock.advance(61)
+    assert await survivor.drain() == 1
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [
+        job_message_id(job, WebhookEventType.FAILED)
+    ]
+    [(status, token, _, attempts)] = await delivery_rows(sessions, app)
+    assert (status, token, attempts) == ("delivered", None, 1)
+
+
+async def test_a_rolled_back_hand_off_gives_its_slot_back(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app, job = uuid.uuid4(), uuid.uuid4()
+    await new_endpoint(sessions, app)
+    await apply(sessions, requested(app, job, url=None))
+    receiver = Receiver()
+    dispatcher = make_dispatcher(sessions, clock, receiver, per_endpoint=1, max_in_flight=1)
+    recorder = EventRecorder(FANOUT, handoff=dispatcher)
+
+    await record_batch(sessions, recorder, [completed(app, job, JobStatus.FAILED)], commit=False)
+    assert await delivery_rows(sessions, app) == []  # rolled back: nothing recorded
+    await record_batch(sessions, recorder, [completed(app, job, JobStatus.FAILED)], commit=True)
+    # Had the rolled-back reservation kept the only slot, this would wait for a claim round.
+    await wait_for(lambda: len(receiver.requests) == 1)
+
+
+async def test_the_hand_off_keeps_the_per_endpoint_bound(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app = uuid.uuid4()
+    jobs = [uuid.uuid4() for _ in range(5)]
+    await new_endpoint(sessions, app)
+    for job in jobs:
+        await apply(sessions, requested(app, job, url=None))
+    gate = asyncio.Event()
+    receiver = Receiver()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
+        return httpx.Response(204)
+
+    receiver.respond = slow
+    dispatcher = make_dispatcher(sessions, clock, receiver, per_endpoint=2)
+    recorder = EventRecorder(FANOUT, handoff=dispatcher)
+    await record_batch(
+        sessions, recorder, [completed(app, j, JobStatus.FAILED) for j in jobs], commit=True
+    )
+    await wait_for(lambda: len(receiver.requests) == 2)
+    await asyncio.sleep(0.1)
+    assert len(receiver.requests) == 2  # the endpoint's bound; the rest wait unleased
+    rows = await delivery_rows(sessions, app)
+    assert sorted(r[1] is None for r in rows) == [False, False, True, True, True]
+    gate.set()
+    await dispatcher.drain()
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 5 and len(set(ids)) == 5
+    assert [r[0] for r in await delivery_rows(sessions, app)] == ["delivered"] * 5

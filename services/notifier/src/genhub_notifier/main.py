@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     box = SecretBox.from_setting(settings.encryption_key)  # fails fast: no key, no start
     runtime = build_runtime(settings)
-    kafka.register(runtime, EventRecorder(fanout_config(settings)))
     guard = UrlGuard(
         allow_private=settings.allow_private_webhooks, require_https=settings.require_https
     )
@@ -61,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage=StorageClient(settings.storage_url),
         secrets=box,
     )
+    # New deliveries are leased to this process when recorded and sent once committed.
+    kafka.register(runtime, EventRecorder(fanout_config(settings), handoff=dispatcher))
     runtime.background.append(dispatcher.run_forever)
 
     async def listen_for_due_work() -> None:

@@ -358,6 +358,7 @@ _DELIVERY_COLUMNS = (
     ("status", "text"),
     ("target_url", "text"),
     ("next_attempt_at", "timestamptz"),
+    ("claim_token", "uuid"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 )

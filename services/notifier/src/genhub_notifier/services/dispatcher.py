@@ -15,11 +15,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 from genhub_platform.db import SessionFactory
 from genhub_platform.netguard.guard import ResolutionFailed, UrlGuard, UrlRefused
 from prometheus_client import Counter, Histogram
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_notifier.adapters import repository as repo
@@ -115,7 +118,8 @@ class Dispatcher:
         self._rand = rand
         self._token = uuid4()  # this process's lease mark
         self._in_flight: dict[asyncio.Task[None], DueDelivery] = {}
-        self._per_target: dict[str, int] = {}
+        self._per_target: dict[str, int] = {}  # in flight or reserved by a hand-off
+        self._reserved = 0  # slots held for handed-off rows whose transaction is still open
         self._wakeup = asyncio.Event()
         self._resolve_wakeup = asyncio.Event()
         self._results: list[_Result] = []
@@ -201,10 +205,10 @@ class Dispatcher:
         now = self._clock()
         async with self._sessions() as session, session.begin():
             messages = await repo.claim_waiting_messages(session, now, self._config.message_batch)
-            return await resolve_many(session, messages, self._config.fanout, now)
+            return await resolve_many(session, messages, self._config.fanout, now, self)
 
     async def _fill_slots(self) -> int:
-        free = self._config.max_in_flight - len(self._in_flight)
+        free = self._config.max_in_flight - len(self._in_flight) - self._reserved
         if free <= 0:
             return 0
         now = self._clock()
@@ -228,14 +232,101 @@ class Dispatcher:
             task.add_done_callback(self._finished)
         return len(rows)
 
+    def lease_new(
+        self,
+        session: AsyncSession,
+        rows: list[dict[str, Any]],
+        messages: dict[str, MessageRow],
+        endpoints: dict[UUID, SignerRow],
+    ) -> int:
+        """`fanout.Handoff`: lease the new deliveries this process has room for (both bounds
+        count them at once) in the transaction that inserts them; once it commits they are
+        sent from here with the rows at hand (no claim, no context reads). If it rolls back,
+        the room is given back. Rows for jobs' own URLs (their secret is not at hand) and
+        rows not due yet are left to the claim loop, as are rows beyond the bounds."""
+        now = self._clock()
+        limit = self._config.max_in_flight_per_endpoint
+        taken: list[DueDelivery] = []
+        for row in rows:
+            if len(self._in_flight) + self._reserved >= self._config.max_in_flight:
+                break
+            key = row["target_key"]
+            endpoint_id = row["endpoint_id"]
+            if (
+                endpoint_id not in endpoints
+                or row["message_id"] not in messages
+                or row["next_attempt_at"] > now
+                or self._per_target.get(key, 0) >= limit
+            ):
+                continue
+            self._per_target[key] = self._per_target.get(key, 0) + 1
+            self._reserved += 1
+            row["next_attempt_at"] = now + self._config.lease
+            row["claim_token"] = self._token
+            taken.append(
+                DueDelivery(
+                    row["id"],
+                    row["message_id"],
+                    row["app_id"],
+                    row["job_id"],
+                    endpoint_id,
+                    key,
+                    row["event_type"],
+                    row["target_url"],
+                    0,
+                    0,
+                    self._token,
+                )
+            )
+        if taken:
+            context = DeliveryContext(messages, endpoints, {})
+            self._after_transaction(session.sync_session, taken, context)
+        return len(taken)
+
+    def _after_transaction(
+        self, session: Session, taken: list[DueDelivery], context: DeliveryContext
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        state = {"committed": False, "settled": False}
+
+        def committed(_: Session) -> None:
+            state["committed"] = True
+
+        def ended(_: Session, transaction: SessionTransaction) -> None:
+            if transaction.parent is not None or state["settled"]:
+                return  # a savepoint, or already handled
+            state["settled"] = True
+            if state["committed"]:
+                loop.call_soon(self._launch, taken, context)
+            else:
+                self._release(taken)
+
+        event.listen(session, "after_commit", committed)
+        event.listen(session, "after_transaction_end", ended)
+
+    def _launch(self, rows: list[DueDelivery], context: DeliveryContext) -> None:
+        for row in rows:
+            self._reserved -= 1
+            task = asyncio.create_task(self._process(row, context))
+            self._in_flight[task] = row
+            task.add_done_callback(self._finished)
+
+    def _release(self, rows: list[DueDelivery]) -> None:
+        for row in rows:
+            self._reserved -= 1
+            self._unreserve(row.target_key)
+
+    def _unreserve(self, key: str) -> None:
+        left = self._per_target.get(key, 1) - 1
+        if left > 0:
+            self._per_target[key] = left
+        else:
+            self._per_target.pop(key, None)
+
     def _finished(self, task: "asyncio.Task[None]") -> None:
         self._finished_count += 1
         row = self._in_flight.pop(task)
-        left = self._per_target.get(row.target_key, 1) - 1
-        if left > 0:
-            self._per_target[row.target_key] = left
-        else:
-            self._per_target.pop(row.target_key, None)
+        self._unreserve(row.target_key)
 
     async def _shutdown(self) -> None:
         ids = [row.id for row in self._in_flight.values()]

@@ -18,6 +18,7 @@ from genhub_notifier.domain.body import iso8601
 from genhub_notifier.domain.delivery import WebhookEventType, event_message_id, job_message_id
 from genhub_notifier.services.fanout import (
     FanoutConfig,
+    Handoff,
     NewMessage,
     record_messages,
     resolve_many,
@@ -89,8 +90,12 @@ def _low_balance(event: LowBalance) -> NewMessage:
 
 
 class EventRecorder:
-    def __init__(self, config: FanoutConfig) -> None:
+    """`handoff` (the dispatcher): new deliveries are leased to this process in the recording
+    transaction and sent as soon as it commits, with no wait for a claim round."""
+
+    def __init__(self, config: FanoutConfig, handoff: Handoff | None = None) -> None:
         self._config = config
+        self._handoff = handoff
 
     async def remember_jobs(
         self, uow: UnitOfWork, events: list[JobRequested], now: datetime | None = None
@@ -149,7 +154,7 @@ class EventRecorder:
         resolve them here, so their deliveries are due when this commits, with no trip
         through the waiting-message loop."""
         messages = await repo.lock_waiting_messages_of(uow.session, jobs)
-        await resolve_many(uow.session, messages, self._config, now or utcnow())
+        await resolve_many(uow.session, messages, self._config, now or utcnow(), self._handoff)
 
     async def record_rejections(
         self, uow: UnitOfWork, events: list[TokensRejected], now: datetime | None = None
@@ -170,7 +175,9 @@ class EventRecorder:
         self, uow: UnitOfWork, items: list[NewMessage | None], now: datetime | None
     ) -> None:
         messages = [m for m in items if m is not None]
-        created = await record_messages(uow.session, self._config, messages, now or utcnow())
+        created = await record_messages(
+            uow.session, self._config, messages, now or utcnow(), self._handoff
+        )
         if created:
             log.info("messages recorded", extra={"messages": created})
 

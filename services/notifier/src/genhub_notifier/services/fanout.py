@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,6 +31,53 @@ from genhub_notifier.domain.delivery import (
 from genhub_notifier.domain.exhaustion import Exhaustion
 
 log = logging.getLogger(__name__)
+
+
+class Handoff(Protocol):
+    """Takes new deliveries to send in this process straight after the commit: it marks the
+    rows it takes leased (`claim_token`, `next_attempt_at` = lease end) before they are
+    inserted, so the lease is committed with them, and returns how many it took. A crash
+    after the commit leaves them leased until the lease ends; then any replica claims them."""
+
+    def lease_new(
+        self,
+        session: AsyncSession,
+        rows: list[dict[str, Any]],
+        messages: dict[str, repo.MessageRow],
+        endpoints: dict[UUID, repo.SignerRow],
+    ) -> int: ...
+
+
+def signer_row(e: Endpoint) -> repo.SignerRow:
+    return repo.SignerRow(
+        app_id=e.app_id,
+        secret_encrypted=e.secret_encrypted,
+        previous_secret_encrypted=e.previous_secret_encrypted,
+        previous_expires_at=e.previous_expires_at,
+        id=e.id,
+        url=e.url,
+        enabled=e.enabled,
+        failing_since=e.failing_since,
+    )
+
+
+async def _insert_and_hand_off(
+    session: AsyncSession,
+    rows: list[dict[str, Any]],
+    messages: dict[str, repo.MessageRow],
+    endpoints: dict[UUID, list[Endpoint]],
+    handoff: Handoff | None,
+) -> None:
+    """Insert new deliveries; the ones the hand-off takes go out from this process after the
+    commit, the rest wake the dispatchers (NOTIFY at commit)."""
+    taken = 0
+    if handoff is not None and rows:
+        wanted = {r["endpoint_id"] for r in rows}
+        signers = {e.id: signer_row(e) for es in endpoints.values() for e in es if e.id in wanted}
+        taken = handoff.lease_new(session, rows, messages, signers)
+    await repo.insert_deliveries(session, rows)
+    if taken < len(rows):
+        await repo.notify_due(session)
 
 
 @dataclass(frozen=True)
@@ -132,6 +179,7 @@ def _delivery_rows(
             "status": DeliveryStatus.PENDING.value,
             "target_url": t.url,
             "next_attempt_at": now + config.first_attempt_delay,
+            "claim_token": None,
             "created_at": now,
             "updated_at": now,
         }
@@ -162,7 +210,11 @@ async def _facts(session: AsyncSession, messages: Sequence[Message | NewMessage]
 
 
 async def resolve_many(
-    session: AsyncSession, messages: Sequence[Message], config: FanoutConfig, now: datetime
+    session: AsyncSession,
+    messages: Sequence[Message],
+    config: FanoutConfig,
+    now: datetime,
+    handoff: Handoff | None = None,
 ) -> int:
     """Re-plan waiting messages (the caller holds their row locks): the facts for the whole
     batch in three reads, their deliveries in one insert, their new states in one update."""
@@ -171,6 +223,7 @@ async def resolve_many(
     facts = await _facts(session, messages)
     updates: list[repo.MessageUpdate] = []
     rows: list[dict[str, Any]] = []
+    planned: dict[str, repo.MessageRow] = {}
     for message in messages:
         event_type = WebhookEventType(message.event_type)
         key = (message.app_id, message.job_id)
@@ -191,15 +244,25 @@ async def resolve_many(
         updates.append(
             repo.MessageUpdate(message.id, result.status, result.next_check_at, result.data)
         )
-    await repo.insert_deliveries(session, rows)
+        planned[message.id] = repo.MessageRow(
+            message.id,
+            message.app_id,
+            message.job_id,
+            message.event_type,
+            result.data,
+            message.occurred_at,
+        )
+    await _insert_and_hand_off(session, rows, planned, facts.endpoints, handoff)
     await repo.set_messages(session, updates)
-    if rows:
-        await repo.notify_due(session)
     return len(messages)
 
 
 async def record_messages(
-    session: AsyncSession, config: FanoutConfig, items: list[NewMessage], now: datetime
+    session: AsyncSession,
+    config: FanoutConfig,
+    items: list[NewMessage],
+    now: datetime,
+    handoff: Handoff | None = None,
 ) -> int:
     """Insert new messages (idempotent by id) already planned, and their deliveries. A few
     statements for the whole batch; returns how many messages were new."""
@@ -260,9 +323,12 @@ async def record_messages(
         if m.id in created
         for row in _delivery_rows(m.id, m.app_id, m.job_id, m.event_type, p.targets, config, now)
     ]
-    await repo.insert_deliveries(session, rows)
-    if rows:
-        await repo.notify_due(session)
+    messages = {
+        m.id: repo.MessageRow(m.id, m.app_id, m.job_id, m.event_type.value, p.data, m.occurred_at)
+        for m, p in planned
+        if m.id in created and p.targets
+    }
+    await _insert_and_hand_off(session, rows, messages, facts.endpoints, handoff)
     return len(created)
 
 
