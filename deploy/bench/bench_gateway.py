@@ -15,7 +15,8 @@ for its app, on by default), so billing rejects the jobs downstream: the benchma
 acceptance, not generation.
 
 The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams (httpx
-would spend more CPU than the gateway on this shared 2-core machine). Latency is measured per
+would spend more CPU than the gateway on this shared 2-core machine). Each connection starts at its
+own end user (connections in step would name the same user at once). Latency is measured per
 request from write to the end of the answer; it prints requests/s, the status counts and
 p50/p95/p99. With `--pid` (by default the local stack's var/run/gateway.pid, when the URL
 is on this machine) it also prints the server's CPU per request, from /proc/<pid>/stat over
@@ -181,6 +182,7 @@ async def worker(
     port: int,
     api_key: str,
     users: list[str],
+    first_user: int,
     body: bytes,
     stop_at: float,
     record_from: float,
@@ -195,7 +197,8 @@ async def worker(
     try:
         while loop.time() < stop_at:
             n += 1
-            raw = generate_request(host, api_key, users[n % len(users)], f"{run}-{n}", body)
+            user = users[(first_user + n) % len(users)]
+            raw = generate_request(host, api_key, user, f"{run}-{n}", body)
             started = time.perf_counter()
             status, _ = await connection.request(raw)
             elapsed = time.perf_counter() - started
@@ -260,9 +263,21 @@ async def main() -> int:
     await asyncio.gather(
         *(
             worker(
-                host, port, api_key, users, body, stop_at, record_from, latencies, statuses, sent
+                host,
+                port,
+                api_key,
+                users,
+                # Spread over the end users: connections in step would all name the same
+                # user at once (and, after a restart, all wait on that user's first use).
+                i * len(users) // args.concurrency,
+                body,
+                stop_at,
+                record_from,
+                latencies,
+                statuses,
+                sent,
             )
-            for _ in range(args.concurrency)
+            for i in range(args.concurrency)
         )
     )
     measured = time.perf_counter() - began - args.warmup
