@@ -5,10 +5,12 @@ import os
 from fastapi import FastAPI
 from genhub_platform.objectstore import ObjectStore, ObjectStoreSettings
 from genhub_platform.runtime import build_runtime, create_service_app
+from genhub_platform.s3put import S3Putter
 
 from genhub_orchestrator.adapters.inputs import InputFetcher
 from genhub_orchestrator.adapters.llm import build_enhancer
 from genhub_orchestrator.adapters.providers import MockDefaults, ProviderRegistry
+from genhub_orchestrator.adapters.staging import StagingStore
 from genhub_orchestrator.config import Settings
 from genhub_orchestrator.handlers import http, kafka
 from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
@@ -17,7 +19,8 @@ from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = build_runtime(settings)
-    store = ObjectStore(ObjectStoreSettings())
+    store_settings = ObjectStoreSettings()
+    store = ObjectStore(store_settings)
     registry = ProviderRegistry(
         mock=MockDefaults(
             latency_ms=settings.mock_latency_ms, failure_rate=settings.mock_failure_rate
@@ -25,7 +28,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     worker = RunWorker(
         runtime.uow,
-        store,
+        StagingStore(
+            store, S3Putter(store_settings, max_connections=min(settings.max_concurrency, 16))
+        ),
         registry,
         WorkerOptions.from_settings(settings),
         inputs=InputFetcher(store, settings.storage_url),
