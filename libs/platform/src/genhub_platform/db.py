@@ -4,6 +4,7 @@ from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,14 +21,24 @@ def _count_statement(*_: Any) -> None:
     DB_STATEMENTS.inc()
 
 
+def _check_open(dbapi_connection: Any, *_: Any) -> None:
+    """Pool checkout with db_pre_ping="local": a connection whose socket the driver saw close
+    (server restart, terminated backend) is replaced without a round trip."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the database closed this connection")
+
+
 def make_engine(settings: PlatformSettings) -> AsyncEngine:
     engine = create_async_engine(
         settings.async_database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pre_ping == "roundtrip",
     )
     event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    if settings.db_pre_ping == "local":
+        event.listen(engine.sync_engine.pool, "checkout", _check_open)
     return engine
 
 

@@ -45,6 +45,13 @@ class PlatformSettings(BaseSettings):
     pguser: str = Field(default="genhub", validation_alias="PGUSER")
     pgpassword: SecretStr = Field(default=SecretStr("genhub"), validation_alias="PGPASSWORD")
     db_pool_size: int = 10
+    # How a pooled connection is checked before use. "roundtrip" (SQLAlchemy pool_pre_ping:
+    # BEGIN; SELECT; ROLLBACK on every checkout, three round trips per transaction) or "local":
+    # the driver's own view of its socket (a server restart or pg_terminate_backend closes it,
+    # and asyncpg notices the close) with no round trip; a connection found closed is replaced.
+    db_pre_ping: Literal["roundtrip", "local"] = Field(
+        default="roundtrip", validation_alias="DB_PRE_PING"
+    )
 
     outbox_poll_interval_s: float = 0.5
     otel_exporter_otlp_endpoint: str | None = Field(
