@@ -5,6 +5,7 @@ Webhook receivers: httpx MockTransport for most cases, and one real http.server 
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.server
@@ -182,7 +183,7 @@ def storage_files(request: httpx.Request) -> httpx.Response:
 
 def make_dispatcher(
     sessions: SessionFactory,
-    clock: Clock,
+    clock: Callable[[], datetime],
     receiver: Receiver | None = None,
     *,
     resolver_answer: list[str] | None = None,
@@ -194,6 +195,7 @@ def make_dispatcher(
     per_endpoint: int = 4,
     fanout: FanoutConfig = FANOUT,
     disable_after: timedelta = timedelta(days=5),
+    poll_s: float = 0.5,
 ) -> Dispatcher:
     answer = resolver_answer or [PUBLIC_IP]
 
@@ -225,6 +227,7 @@ def make_dispatcher(
             max_in_flight=max_in_flight,
             max_in_flight_per_endpoint=per_endpoint,
             lease=timedelta(seconds=60),
+            poll_s=poll_s,
             fanout=fanout,
             disable_after=disable_after,
         ),
@@ -1729,3 +1732,180 @@ async def test_the_hand_off_keeps_the_per_endpoint_bound(
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert len(ids) == 5 and len(set(ids)) == 5
     assert [r[0] for r in await delivery_rows(sessions, app)] == ["delivered"] * 5
+
+
+# --- the due-time watermark (run_forever claims only when something is known due) --------------
+
+
+def real_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ClaimCounter:
+    """Counts the dispatcher's claim queries (the real ones run underneath)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from genhub_notifier.adapters import repository
+
+        self.calls = 0
+        real = repository.claim_due
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(repository, "claim_due", counted)
+
+
+@contextlib.asynccontextmanager
+async def running(dispatcher: Dispatcher) -> AsyncIterator[None]:
+    task = asyncio.create_task(dispatcher.run_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_sends_cost_no_claim_and_a_retry_due_later_is_sent_on_time(
+    sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the safety poll far away (30 s), handed-off sends trigger no claim query, and a
+    retry this process scheduled 1 s out is claimed and sent when due, not at the poll."""
+    app = uuid.uuid4()
+    jobs = [uuid.uuid4() for _ in range(6)]
+    await new_endpoint(sessions, app)
+    for job in jobs:
+        await apply(sessions, requested(app, job, url=None))
+    receiver = Receiver()
+    answers = {"left": 1}
+
+    def first_fails(request: httpx.Request) -> httpx.Response:
+        first = request.headers["webhook-id"] == job_message_id(jobs[0], WebhookEventType.FAILED)
+        if first and answers["left"]:
+            answers["left"] -= 1
+            return httpx.Response(500)
+        return httpx.Response(204)
+
+    receiver.respond = first_fails
+    claims = ClaimCounter(monkeypatch)
+    dispatcher = make_dispatcher(
+        sessions, real_now, receiver, schedule="0,1", per_endpoint=8, poll_s=30
+    )
+    recorder = EventRecorder(FANOUT, handoff=dispatcher)
+    async with running(dispatcher):
+        await wait_for(lambda: claims.calls == 1)  # the start-up claim
+        async with uow_for(sessions) as uow:
+            await recorder.record_completions(
+                uow, [completed(app, j, JobStatus.FAILED) for j in jobs], real_now()
+            )
+            await uow.commit()
+        failed_at = real_now()
+        await wait_for(lambda: len(receiver.requests) == 6)
+        await asyncio.sleep(0.2)
+        assert claims.calls == 1  # six sends, no claim query after any of them
+        await wait_for(lambda: len(receiver.requests) == 7, seconds=4)
+        retried_after = (real_now() - failed_at).total_seconds()
+    assert 0.7 <= retried_after < 3.0  # the schedule's 1 s (+ recording), not the 30 s poll
+    retried = receiver.requests[-1].headers["webhook-id"]
+    assert retried == job_message_id(jobs[0], WebhookEventType.FAILED)
+    rows = await delivery_rows(sessions, app)
+    assert [r[0] for r in rows] == ["delivered"] * 6
+    assert sorted(r[3] for r in rows) == [1, 1, 1, 1, 1, 2]
+
+
+async def test_a_stored_delivery_due_later_is_sent_on_time_after_a_restart(
+    sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry scheduled before a restart (nothing in memory) is found by the start-up
+    claim's outlook and sent when due, with the safety poll 30 s away."""
+    app, job = uuid.uuid4(), uuid.uuid4()
+    await new_endpoint(sessions, app)
+    await apply(sessions, requested(app, job, url=None))
+    await apply(sessions, completed(app, job, JobStatus.FAILED), now=real_now())
+    due_at = real_now() + timedelta(seconds=1)
+    async with sessions() as session, session.begin():
+        await session.exec(
+            text("UPDATE deliveries SET next_attempt_at = :at WHERE app_id = :app"),  # type: ignore[call-overload]
+            params={"at": due_at, "app": app},
+        )
+    receiver = Receiver()
+    claims = ClaimCounter(monkeypatch)
+    dispatcher = make_dispatcher(sessions, real_now, receiver, poll_s=30)
+    async with running(dispatcher):
+        await wait_for(lambda: claims.calls == 1)
+        assert receiver.requests == []  # not due yet
+        await wait_for(lambda: len(receiver.requests) == 1, seconds=4)
+        late = (real_now() - due_at).total_seconds()
+    assert 0 <= late < 1.5  # (loaded CI boxes) — the safety poll is 30 s away
+    assert claims.calls == 2  # start-up, then exactly when it came due
+    assert receiver.requests[0].headers["webhook-id"] == job_message_id(
+        job, WebhookEventType.FAILED
+    )
+
+
+async def test_rows_held_back_by_the_endpoint_bound_are_claimed_when_a_slot_frees(
+    sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = uuid.uuid4()
+    jobs = [uuid.uuid4() for _ in range(5)]
+    await new_endpoint(sessions, app)
+    for job in jobs:
+        await apply(sessions, requested(app, job, url=None))
+    gate = asyncio.Event()
+    receiver = Receiver()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
+        return httpx.Response(204)
+
+    receiver.respond = slow
+    dispatcher = make_dispatcher(sessions, real_now, receiver, per_endpoint=2, poll_s=30)
+    recorder = EventRecorder(FANOUT, handoff=dispatcher)
+    async with running(dispatcher):
+        async with uow_for(sessions) as uow:
+            await recorder.record_completions(
+                uow, [completed(app, j, JobStatus.FAILED) for j in jobs], real_now()
+            )
+            await uow.commit()
+        await wait_for(lambda: len(receiver.requests) == 2)
+        await asyncio.sleep(0.2)
+        assert len(receiver.requests) == 2  # the bound holds
+        gate.set()
+        await wait_for(lambda: len(receiver.requests) == 5)  # well before the 30 s poll
+    ids = {r.headers["webhook-id"] for r in receiver.requests}
+    assert len(ids) == 5
+
+
+async def test_a_jobs_own_url_is_handed_off_signed_with_the_app_secret(
+    sessions: SessionFactory, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No claim round for a job's own webhook_url either: the app secret is read while
+    recording; the URL still goes through the SSRF guard (a private address is refused)."""
+    app, job, private_job = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    secret = await new_secret(sessions, app)
+    await apply(sessions, requested(app, job, url="https://hooks.example.com/own"))
+    await apply(sessions, requested(app, private_job, url="http://10.0.0.5/own"))
+    receiver = Receiver()
+    claims = ClaimCounter(monkeypatch)
+    dispatcher = make_dispatcher(sessions, clock, receiver)
+    recorder = EventRecorder(FANOUT, handoff=dispatcher)
+    await record_batch(
+        sessions,
+        recorder,
+        [completed(app, j, JobStatus.FAILED) for j in (job, private_job)],
+        commit=True,
+    )
+    await wait_for(lambda: len(receiver.requests) == 1)
+    request = receiver.requests[0]
+    assert request.url.path == "/own" and request.headers["host"] == "hooks.example.com"
+    assert request.headers["webhook-id"] == job_message_id(job, WebhookEventType.FAILED)
+    assert verify(secret, request.headers, request.content)
+    for _ in range(100):
+        rows = await delivery_rows(sessions, app)
+        if all(r[0] != "pending" for r in rows):
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(r[0] for r in rows) == ["delivered", "failed"]  # the private one refused
+    assert claims.calls == 0  # neither went through a claim
+    assert len(receiver.requests) == 1

@@ -550,12 +550,42 @@ async def finish_claims(
 
 
 async def release_claims(session: AsyncSession, token: UUID, ids: list[str], now: datetime) -> None:
-    """Hand unfinished claims back at shutdown so another replica need not wait for the lease."""
+    """Hand unfinished claims back at shutdown so another replica need not wait for the lease
+    (and wake the others: the rows are due now)."""
     await session.exec(
         update(Delivery)
         .where(col(Delivery.id).in_(ids), col(Delivery.claim_token) == token)
         .values(claim_token=None, next_attempt_at=now)
     )
+    await notify_due(session)
+
+
+@dataclass(frozen=True, slots=True)
+class DueOutlook:
+    """What is left after a claim: the earliest time a pending row becomes claimable (a
+    scheduled retry, a first attempt with a delay, a lease that runs out) and the targets
+    whose due rows were held back (their per-target bound, or locked by another claim)."""
+
+    next_due_at: datetime | None
+    held_back: frozenset[str]
+
+
+# Two range scans of the partial due index (rows leased meanwhile have their lease end as
+# next_attempt_at, so they count as "due later", at the time the lease runs out).
+_DUE_OUTLOOK = text(
+    """
+    SELECT
+        (SELECT min(next_attempt_at) FROM deliveries
+            WHERE status = 'pending' AND next_attempt_at > :now),
+        ARRAY(SELECT DISTINCT target_key FROM deliveries
+            WHERE status = 'pending' AND next_attempt_at <= :now)
+    """
+)
+
+
+async def due_outlook(session: AsyncSession, now: datetime) -> DueOutlook:
+    row = (await session.exec(_DUE_OUTLOOK, params={"now": now})).one()  # type: ignore[call-overload]
+    return DueOutlook(row[0], frozenset(row[1] or ()))
 
 
 @dataclass(frozen=True)
@@ -666,6 +696,14 @@ _CONTEXT_SECRETS = text(
 )
 
 
+async def app_signers(session: AsyncSession, app_ids: list[UUID]) -> dict[UUID, SignerRow]:
+    """The apps' signing secrets (for jobs' own URLs), keyed by app id."""
+    if not app_ids:
+        return {}
+    result = await session.exec(_CONTEXT_SECRETS, params={"ids": app_ids})  # type: ignore[call-overload]
+    return {s.app_id: s for s in (SignerRow(*row) for row in result.all())}
+
+
 async def delivery_context(session: AsyncSession, rows: Sequence[DueDelivery]) -> DeliveryContext:
     """Messages, endpoints and app secrets of the leased deliveries as plain rows (the
     dispatcher matches each on the delivery's own app_id)."""
@@ -680,11 +718,10 @@ async def delivery_context(session: AsyncSession, rows: Sequence[DueDelivery]) -
 
     messages = [MessageRow(*m) for m in await read(_CONTEXT_MESSAGES, message_ids)]
     endpoints = [SignerRow(*e) for e in await read(_CONTEXT_ENDPOINTS, endpoint_ids)]
-    secrets = [SignerRow(*s) for s in await read(_CONTEXT_SECRETS, override_apps)]
     return DeliveryContext(
         messages={m.id: m for m in messages},
         endpoints={e.id: e for e in endpoints if e.id is not None},
-        app_secrets={s.app_id: s for s in secrets},
+        app_secrets=await app_signers(session, override_apps),
     )
 
 

@@ -122,34 +122,67 @@ class Dispatcher:
         self._reserved = 0  # slots held for handed-off rows whose transaction is still open
         self._wakeup = asyncio.Event()
         self._resolve_wakeup = asyncio.Event()
+        # The due-time watermark: the earliest time this process knows a pending row may be
+        # claimable (None: nothing known). The loop claims only when it has passed, when a
+        # send to a target whose due rows were held back by the bound ends (`_held_back`),
+        # or at the safety poll (`poll_s`) that covers whatever no one told this process.
+        self._due_at: datetime | None = None
+        self._held_back: frozenset[str] = frozenset()
+        self._next_poll = 0.0  # loop time of the next safety poll
         self._results: list[_Result] = []
         self._finished_count = 0
         self._writer: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """New or replayed work is due (a NOTIFY from any replica, or this process)."""
-        self._wakeup.set()
+        self._note_due(self._clock())
         self._resolve_wakeup.set()
+
+    def _note_due(self, at: datetime) -> None:
+        """Something may be claimable from `at` on: lower the watermark (and let the loop
+        recompute its wait if that moved it earlier)."""
+        if self._due_at is None or at < self._due_at:
+            self._due_at = at
+            self._wakeup.set()
+
+    def _free(self) -> int:
+        return self._config.max_in_flight - len(self._in_flight) - self._reserved
 
     async def run_forever(self) -> None:
         # Waiting messages are resolved by a loop of their own: a backlog of them (another
         # app's jobs, rejections racing their job.requested) never delays a due first attempt.
         resolver = asyncio.create_task(self._resolve_forever())
+        loop = asyncio.get_running_loop()
+        poll_s = self._config.poll_s
+        self._next_poll = loop.time()  # the first round claims whatever is due at start
         try:
             while True:
                 self._wakeup.clear()
-                finished = self._finished_count
-                try:
-                    claimed = await self._fill_slots()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("claiming deliveries failed; retrying")
-                    claimed = 0
-                if len(self._in_flight) >= self._config.max_in_flight or (
-                    claimed == 0 and finished == self._finished_count
-                ):
-                    await self._idle()
+                if self._free() <= 0:
+                    # Full: a finished send wakes this when something is due or the poll is.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), poll_s)
+                    continue
+                polled = loop.time() >= self._next_poll
+                if polled or (self._due_at is not None and self._due_at <= self._clock()):
+                    if polled:
+                        self._next_poll = loop.time() + poll_s
+                    try:
+                        await self._fill_slots()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("claiming deliveries failed; retrying")
+                        self._due_at = self._due_at or self._clock()
+                        self._next_poll = loop.time() + poll_s
+                        await asyncio.sleep(poll_s)
+                        continue
+                wait = self._next_poll - loop.time()
+                if self._due_at is not None and self._free() > 0:
+                    wait = min(wait, (self._due_at - self._clock()).total_seconds())
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), wait)
         except asyncio.CancelledError:
             resolver.cancel()
             await asyncio.gather(resolver, return_exceptions=True)
@@ -166,23 +199,9 @@ class Dispatcher:
             except Exception:
                 log.exception("resolving waiting messages failed; retrying")
                 resolved = 0
-            if resolved:
-                self._wakeup.set()  # their deliveries are due now: no need to wait for NOTIFY
             if resolved < self._config.message_batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._resolve_wakeup.wait(), self._config.poll_s)
-
-    async def _idle(self) -> None:
-        """Until a wake-up, a finished send (a slot or an endpoint's turn frees) or the poll."""
-        waiter = asyncio.ensure_future(self._wakeup.wait())
-        try:
-            await asyncio.wait(
-                {waiter, *self._in_flight},
-                timeout=self._config.poll_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            waiter.cancel()
 
     async def drain(self) -> int:
         """Fan out and send everything due now (tests and one-off runs); returns rows handled."""
@@ -208,10 +227,12 @@ class Dispatcher:
             return await resolve_many(session, messages, self._config.fanout, now, self)
 
     async def _fill_slots(self) -> int:
-        free = self._config.max_in_flight - len(self._in_flight) - self._reserved
+        free = self._free()
         if free <= 0:
             return 0
         now = self._clock()
+        # This claim takes care of everything due now; what is noted while it runs is kept.
+        self._due_at = None
         async with self._sessions() as session, session.begin():
             rows = await repo.claim_due(
                 session,
@@ -224,6 +245,17 @@ class Dispatcher:
             )
             # What the sends need, for the whole batch at once (no read per delivery).
             context = await repo.delivery_context(session, rows) if rows else None
+            # A short claim leaves nothing claimable now but rows held back by a target's
+            # bound; learn when the next row comes due (retry, lease end) and which targets
+            # those held-back rows belong to. A full claim may have left more due rows.
+            outlook = await repo.due_outlook(session, now) if len(rows) < free else None
+        if outlook is None:
+            self._note_due(now)
+            self._held_back = frozenset()
+        else:
+            self._held_back = outlook.held_back
+            if outlook.next_due_at is not None:
+                self._note_due(outlook.next_due_at)
         for row in rows:
             assert context is not None
             self._per_target[row.target_key] = self._per_target.get(row.target_key, 0) + 1
@@ -238,26 +270,36 @@ class Dispatcher:
         rows: list[dict[str, Any]],
         messages: dict[str, MessageRow],
         endpoints: dict[UUID, SignerRow],
+        app_secrets: dict[UUID, SignerRow],
     ) -> int:
         """`fanout.Handoff`: lease the new deliveries this process has room for (both bounds
         count them at once) in the transaction that inserts them; once it commits they are
         sent from here with the rows at hand (no claim, no context reads). If it rolls back,
-        the room is given back. Rows for jobs' own URLs (their secret is not at hand) and
-        rows not due yet are left to the claim loop, as are rows beyond the bounds."""
+        the room is given back. Rows for jobs' own URLs are signed with `app_secrets` (an app
+        without one goes the claim way, which retries until it has one). Rows not due yet and
+        rows beyond the bounds are left to the claim loop: once committed, the watermark
+        learns when they are due."""
         now = self._clock()
         limit = self._config.max_in_flight_per_endpoint
         taken: list[DueDelivery] = []
+        left_due: datetime | None = None
         for row in rows:
-            if len(self._in_flight) + self._reserved >= self._config.max_in_flight:
-                break
             key = row["target_key"]
             endpoint_id = row["endpoint_id"]
+            signer = (
+                endpoints.get(endpoint_id)
+                if endpoint_id is not None
+                else app_secrets.get(row["app_id"])
+            )
             if (
-                endpoint_id not in endpoints
+                self._free() <= 0
+                or signer is None
                 or row["message_id"] not in messages
                 or row["next_attempt_at"] > now
                 or self._per_target.get(key, 0) >= limit
             ):
+                at = row["next_attempt_at"]
+                left_due = at if left_due is None else min(left_due, at)
                 continue
             self._per_target[key] = self._per_target.get(key, 0) + 1
             self._reserved += 1
@@ -278,13 +320,17 @@ class Dispatcher:
                     self._token,
                 )
             )
-        if taken:
-            context = DeliveryContext(messages, endpoints, {})
-            self._after_transaction(session.sync_session, taken, context)
+        if taken or left_due is not None:
+            context = DeliveryContext(messages, endpoints, app_secrets)
+            self._after_transaction(session.sync_session, taken, context, left_due)
         return len(taken)
 
     def _after_transaction(
-        self, session: Session, taken: list[DueDelivery], context: DeliveryContext
+        self,
+        session: Session,
+        taken: list[DueDelivery],
+        context: DeliveryContext,
+        left_due: datetime | None,
     ) -> None:
         loop = asyncio.get_running_loop()
         state = {"committed": False, "settled": False}
@@ -298,6 +344,8 @@ class Dispatcher:
             state["settled"] = True
             if state["committed"]:
                 loop.call_soon(self._launch, taken, context)
+                if left_due is not None:
+                    loop.call_soon(self._note_due, left_due)
             else:
                 self._release(taken)
 
@@ -327,6 +375,13 @@ class Dispatcher:
         self._finished_count += 1
         row = self._in_flight.pop(task)
         self._unreserve(row.target_key)
+        # A freed slot matters to the loop only if something is known to be waiting for it.
+        if row.target_key in self._held_back:
+            self._note_due(self._clock())
+        elif (
+            self._due_at is not None and self._due_at <= self._clock()
+        ) or asyncio.get_running_loop().time() >= self._next_poll:
+            self._wakeup.set()
 
     async def _shutdown(self) -> None:
         ids = [row.id for row in self._in_flight.values()]
@@ -350,7 +405,9 @@ class Dispatcher:
             raise
         except Exception:
             # The lease runs out and the row is retried; the receiver dedupes on webhook-id.
+            # A claim now learns when that lease ends (the watermark's outlook).
             log.exception("delivery %s failed unexpectedly", delivery.id)
+            self._note_due(self._clock())
 
     async def _process_unguarded(self, delivery: DueDelivery, context: DeliveryContext) -> None:
         message = context.messages.get(delivery.message_id)
@@ -568,10 +625,18 @@ class Dispatcher:
                 for r in batch:
                     if not r.done.done():
                         r.done.set_exception(exc)
+                self._note_due(self._clock())  # a claim learns when those leases end
                 continue
             for r in batch:
                 if not r.done.done():
                     r.done.set_result(r.claim.delivery_id in kept)
+                step = r.claim.transition
+                if (
+                    r.claim.delivery_id in kept
+                    and step.status is DeliveryStatus.PENDING
+                    and step.next_attempt_at is not None
+                ):
+                    self._note_due(step.next_attempt_at)  # a retry this process scheduled
 
     async def _write(self, batch: list["_Result"]) -> set[str]:
         now = self._clock()

@@ -45,6 +45,7 @@ class Handoff(Protocol):
         rows: list[dict[str, Any]],
         messages: dict[str, repo.MessageRow],
         endpoints: dict[UUID, repo.SignerRow],
+        app_secrets: dict[UUID, repo.SignerRow],
     ) -> int: ...
 
 
@@ -69,12 +70,15 @@ async def _insert_and_hand_off(
     handoff: Handoff | None,
 ) -> None:
     """Insert new deliveries; the ones the hand-off takes go out from this process after the
-    commit, the rest wake the dispatchers (NOTIFY at commit)."""
+    commit, the rest wake the dispatchers (NOTIFY at commit). Rows for jobs' own URLs are
+    signed with the app's signing secret, read here for the apps that have such rows."""
     taken = 0
     if handoff is not None and rows:
         wanted = {r["endpoint_id"] for r in rows}
         signers = {e.id: signer_row(e) for es in endpoints.values() for e in es if e.id in wanted}
-        taken = handoff.lease_new(session, rows, messages, signers)
+        own_url_apps = list({r["app_id"] for r in rows if r["endpoint_id"] is None})
+        app_secrets = await repo.app_signers(session, own_url_apps)
+        taken = handoff.lease_new(session, rows, messages, signers, app_secrets)
     await repo.insert_deliveries(session, rows)
     if taken < len(rows):
         await repo.notify_due(session)
