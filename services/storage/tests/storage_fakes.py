@@ -29,8 +29,9 @@ class FakeRepo:
     async def commit(self) -> None:
         self.commits += 1
 
-    async def save_spec(self, spec: JobSpecRow) -> None:
-        self.specs.setdefault(spec.job_id, spec)
+    async def save_specs(self, specs: Sequence[JobSpecRow]) -> None:
+        for spec in specs:
+            self.specs.setdefault(spec.job_id, spec)
 
     async def spec(self, app_id: UUID, job_id: UUID) -> JobSpecRow | None:
         found = self.specs.get(job_id)

@@ -228,6 +228,34 @@ async def test_presigned_urls_expire_and_carry_the_download_name(s3) -> None:
     assert anonymous.status_code == 403  # the bucket is private
 
 
+async def test_a_batch_of_job_requested_is_one_insert_and_the_first_spec_wins(
+    db_sessions,
+) -> None:
+    from genhub_contracts import JobRequested
+    from genhub_contracts.events import JobRequestedPayload
+    from genhub_contracts.jobs import GenerationInput, JobSpec
+    from genhub_storage.services import SpecRecorder
+
+    app, first, second = uuid4(), uuid4(), uuid4()
+
+    def requested(job, plan: str) -> JobRequested:
+        spec = JobSpec(user_id="u", model="mock", input=GenerationInput(prompt="p"), plan=plan)
+        return JobRequested.new(app_id=app, job_id=job, payload=JobRequestedPayload(spec=spec))
+
+    for batch in (
+        [requested(first, "free"), requested(second, "pro"), requested(first, "enterprise")],
+        [requested(first, "basic")],  # redelivered later: the recorded spec stays
+    ):
+        async with UnitOfWork(db_sessions, on_commit=lambda: None) as uow:
+            await SpecRecorder().record_many(batch, uow)
+            await uow.commit()
+    async with db_sessions() as session:
+        repo = ObjectRepository(session)
+        plans = [(await repo.spec(app, job)) for job in (first, second)]
+        assert [p.plan if p else None for p in plans] == ["free", "pro"]
+        assert await repo.spec(uuid4(), first) is None  # another app never sees it
+
+
 async def test_spec_from_job_requested_drives_watermark_and_retention(db_sessions, s3) -> None:
     """job.requested recorded by the consumer path, then job.generated published from it."""
     from genhub_contracts import JobRequested

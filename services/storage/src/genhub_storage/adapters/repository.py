@@ -62,10 +62,15 @@ class ObjectRepository:
 
     # -- job specs ------------------------------------------------------------------------
 
-    async def save_spec(self, spec: JobSpecRow) -> None:
-        values = spec.model_dump(exclude={"created_at"})
+    async def save_specs(self, specs: Sequence[JobSpecRow]) -> None:
+        """Insert many job specs in one statement; a job already recorded keeps its row."""
+        if not specs:
+            return
+        # One row per job even within a batch (ON CONFLICT cannot touch a row twice).
+        unique = {spec.job_id: spec for spec in reversed(specs)}
+        rows = [spec.model_dump(exclude={"created_at"}) for spec in unique.values()]
         await self._session.exec(
-            insert(JobSpecRow).values(**values).on_conflict_do_nothing(index_elements=["job_id"])
+            insert(JobSpecRow).values(rows).on_conflict_do_nothing(index_elements=["job_id"])
         )
 
     async def spec(self, app_id: UUID, job_id: UUID) -> JobSpecRow | None:

@@ -8,9 +8,10 @@ from genhub_storage.services import OutputProcessor, SpecRecorder
 
 
 def register(runtime: Runtime, processor: OutputProcessor, specs: SpecRecorder) -> None:
-    @runtime.consumer.on(JobRequested, name="job_requested")
-    async def on_job_requested(event: JobRequested, uow: UnitOfWork) -> None:
-        await specs.record(event, uow)
+    # Every accepted job passes here, so it is consumed in batches: one statement per batch.
+    @runtime.consumer.on_batch(JobRequested, name="job_requested")
+    async def on_job_requested(events: list[JobRequested], uow: UnitOfWork) -> None:
+        await specs.record_many(events, uow)
 
     @runtime.consumer.on(JobGenerated, name="job_generated")
     async def on_job_generated(event: JobGenerated, uow: UnitOfWork) -> None:

@@ -55,7 +55,7 @@ class OutputsRepo(Protocol):
     async def record_outcome(self, outcome: JobOutcome) -> bool: ...
     async def add_objects(self, objects: Sequence[OutputObject]) -> int: ...
     async def spec(self, app_id: UUID, job_id: UUID) -> JobSpecRow | None: ...
-    async def save_spec(self, spec: JobSpecRow) -> None: ...
+    async def save_specs(self, specs: Sequence[JobSpecRow]) -> None: ...
     async def lock_content(self, app_id: UUID, sha256: str) -> None: ...
     async def file_with_content(self, app_id: UUID, sha256: str) -> OutputObject | None: ...
     async def file_by_key(self, app_id: UUID, key: str) -> OutputObject | None: ...
@@ -91,24 +91,30 @@ class SpecRecorder:
         self._repo_for = repo_for
 
     async def record(self, event: JobRequested, uow: UnitOfWork) -> None:
-        if event.job_id is None:
-            raise ValueError("job.requested without job_id")
-        spec = event.payload.spec
-        rules = rules_from_spec(spec)
-        mark = rules.app_watermark
-        await self._repo_for(uow).save_spec(
-            JobSpecRow(
-                job_id=event.job_id,
-                app_id=event.app_id,
-                user_id=spec.user_id,
-                plan=rules.plan,
-                watermark_text=mark.text if mark else None,
-                watermark_position=mark.position if mark else None,
-                watermark_opacity=mark.opacity if mark else None,
-                retention_days=rules.retention_days,
-                dpi=spec.input.dpi,
-            )
-        )
+        await self.record_many([event], uow)
+
+    async def record_many(self, events: Sequence[JobRequested], uow: UnitOfWork) -> None:
+        """One row per job (a replayed job keeps its first row), written in one statement."""
+        await self._repo_for(uow).save_specs([_spec_row(event) for event in events])
+
+
+def _spec_row(event: JobRequested) -> JobSpecRow:
+    if event.job_id is None:
+        raise ValueError("job.requested without job_id")
+    spec = event.payload.spec
+    rules = rules_from_spec(spec)
+    mark = rules.app_watermark
+    return JobSpecRow(
+        job_id=event.job_id,
+        app_id=event.app_id,
+        user_id=spec.user_id,
+        plan=rules.plan,
+        watermark_text=mark.text if mark else None,
+        watermark_position=mark.position if mark else None,
+        watermark_opacity=mark.opacity if mark else None,
+        retention_days=rules.retention_days,
+        dpi=spec.input.dpi,
+    )
 
 
 def rules_from_row(row: JobSpecRow) -> OutputRules:
