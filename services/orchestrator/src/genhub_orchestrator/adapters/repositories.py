@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from genhub_contracts import ErrorInfo
-from sqlalchemy import String, bindparam, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,6 +33,35 @@ from genhub_orchestrator.domain.runs import RunStatus, sources_of
 from genhub_orchestrator.domain.scheduling import DEFAULT_PLAN_LIMITS, Candidate
 
 CLAIM_LOCK = 0x6F72636800000001  # one claimer at a time across processes: limits stay exact
+
+# The finish transaction's statements: one each per batch of finished runs, whatever its size.
+_FINISH_MANY = text(
+    """
+    UPDATE runs AS r
+    SET status = f.status, error_code = f.error_code, error_message = f.error_message,
+        provider = coalesce(f.provider, r.provider), attempts = r.attempts + f.add_attempts,
+        cost_usd = f.cost_usd, lease_owner = NULL, lease_until = NULL,
+        finished_at = now(), updated_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:codes AS text[]),
+                CAST(:messages AS text[]), CAST(:providers AS text[]), CAST(:adds AS int[]),
+                CAST(:costs AS numeric[]))
+         AS f(job_id, status, error_code, error_message, provider, add_attempts, cost_usd)
+    WHERE r.job_id = f.job_id AND r.status = 'running'
+    """
+)
+_ADD_ATTEMPTS_MANY = text(
+    """
+    INSERT INTO attempts (job_id, app_id, claim, model, provider, provider_model_id,
+                          provider_task_id, cost_usd, latency_ms, outcome, error_code,
+                          error_message)
+    SELECT * FROM unnest(CAST(:jobs AS uuid[]), CAST(:apps AS uuid[]), CAST(:claims AS int[]),
+                         CAST(:models AS text[]), CAST(:providers AS text[]),
+                         CAST(:provider_model_ids AS text[]), CAST(:task_ids AS text[]),
+                         CAST(:costs AS numeric[]), CAST(:latencies AS int[]),
+                         CAST(:outcomes AS text[]), CAST(:codes AS text[]),
+                         CAST(:messages AS text[]))
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -487,66 +516,45 @@ class RunRepository:
         return {job: (bool(flag), int(n)) for job, flag, n in (await self._exec(stmt)).all()}
 
     async def finish_many(self, records: Sequence[FinishRecord]) -> None:
-        """Final status of runs this worker holds (locked by `lock_owned_many`): one executemany."""
+        """Final status of runs this worker holds (locked by `lock_owned_many`): one UPDATE
+        over array parameters (asyncpg encodes the arrays; no per-row parameter processing)."""
         if not records:
             return
-        runs = Run.__table__  # type: ignore[attr-defined]
-        stmt = (
-            update(runs)
-            .where(runs.c.job_id == bindparam("b_job_id"), runs.c.status == RunStatus.RUNNING.value)
-            .values(
-                status=bindparam("b_status"),
-                error_code=bindparam("b_error_code"),
-                error_message=bindparam("b_error_message"),
-                provider=func.coalesce(bindparam("b_provider", type_=String), runs.c.provider),
-                attempts=runs.c.attempts + bindparam("b_add"),
-                cost_usd=bindparam("b_cost"),
-                lease_owner=None,
-                lease_until=None,
-                finished_at=func.now(),
-                updated_at=func.now(),
-            )
+        await self._session.exec(  # type: ignore[call-overload]
+            _FINISH_MANY,
+            params={
+                "ids": [r.job_id for r in records],
+                "statuses": [r.status.value for r in records],
+                "codes": [r.error.code.value if r.error else None for r in records],
+                "messages": [r.error.message if r.error else None for r in records],
+                "providers": [r.provider for r in records],
+                "adds": [r.add_attempts for r in records],
+                "costs": [r.cost_usd for r in records],
+            },
         )
-        params = [
-            {
-                "b_job_id": r.job_id,
-                "b_status": r.status.value,
-                "b_error_code": r.error.code.value if r.error else None,
-                "b_error_message": r.error.message if r.error else None,
-                "b_provider": r.provider,
-                "b_add": r.add_attempts,
-                "b_cost": r.cost_usd,
-            }
-            for r in records
-        ]
-        connection = await self._session.connection()
-        await connection.execute(stmt, params)
 
     async def add_attempts_many(
         self, rows: Sequence[tuple[UUID, UUID, int, "AttemptRecord"]]
     ) -> None:
+        """The attempt log of many runs: one INSERT … SELECT over array parameters."""
         if not rows:
             return
-        connection = await self._session.connection()
-        await connection.execute(
-            insert(Attempt.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "job_id": job_id,
-                    "app_id": app_id,
-                    "claim": claim,
-                    "model": r.model,
-                    "provider": r.provider,
-                    "provider_model_id": r.provider_model_id,
-                    "provider_task_id": r.provider_task_id,
-                    "cost_usd": r.cost_usd,
-                    "latency_ms": r.latency_ms,
-                    "outcome": r.outcome,
-                    "error_code": r.error.code.value if r.error else None,
-                    "error_message": r.error.message if r.error else None,
-                }
-                for job_id, app_id, claim, r in rows
-            ],
+        await self._session.exec(  # type: ignore[call-overload]
+            _ADD_ATTEMPTS_MANY,
+            params={
+                "jobs": [job_id for job_id, _, _, _ in rows],
+                "apps": [app_id for _, app_id, _, _ in rows],
+                "claims": [claim for _, _, claim, _ in rows],
+                "models": [r.model for *_, r in rows],
+                "providers": [r.provider for *_, r in rows],
+                "provider_model_ids": [r.provider_model_id for *_, r in rows],
+                "task_ids": [r.provider_task_id for *_, r in rows],
+                "costs": [r.cost_usd for *_, r in rows],
+                "latencies": [r.latency_ms for *_, r in rows],
+                "outcomes": [r.outcome for *_, r in rows],
+                "codes": [r.error.code.value if r.error else None for *_, r in rows],
+                "messages": [r.error.message if r.error else None for *_, r in rows],
+            },
         )
 
     async def finish(
