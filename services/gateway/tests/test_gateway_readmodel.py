@@ -174,3 +174,88 @@ def test_outputs_are_kept_in_index_order() -> None:
         at=at(1),
     )
     assert [o["index"] for o in p.outputs] == [0, 1]
+
+
+# --- folding a job's events into one write (what the projection does per batch) -----------------
+
+FOLD_STEPS: dict[str, readmodel.Step] = {
+    "reserved": readmodel.Reserved(amount=10, at=at(1)),
+    "started": readmodel.Started(provider="primary", attempt=1, at=at(2)),
+    "retried": readmodel.Started(provider="fallback", attempt=2, at=at(3)),
+    "completed": readmodel.Completed(
+        status=S.SUCCEEDED,
+        outputs=[{**OUTPUT, "index": 1}, OUTPUT],
+        error_code=None,
+        error_message=None,
+        provider="final",
+        attempts=4,
+        at=at(4),
+    ),
+    "rejected": readmodel.Rejected(
+        reason="insufficient_tokens", message="needs 10", balance=1, required=10, at=at(5)
+    ),
+    "settled": readmodel.Settled(charged=10, refunded=0, at=at(6)),
+}
+
+# A completion that names no provider keeps the one the job started with.
+FAILED_WITHOUT_PROVIDER = readmodel.Completed(
+    status=S.FAILED,
+    outputs=[],
+    error_code="provider_error",
+    error_message="boom",
+    provider=None,
+    attempts=1,
+    at=at(7),
+)
+
+STARTING_ROWS = {
+    "new": JobProgress(),
+    "running": JobProgress(status=S.RUNNING, provider="earlier", attempts=3, started_at=at(0)),
+    "failed": JobProgress(
+        status=S.FAILED, provider="x", attempts=1, error_code="provider_error", completed_at=at(0)
+    ),
+    "reserved, settled": JobProgress(
+        status=S.RESERVED, tokens_reserved=5, reserved_at=at(0), tokens_charged=0, settled_at=at(0)
+    ),
+}
+
+
+def one_by_one(p: JobProgress, steps: list[readmodel.Step]) -> JobProgress:
+    for step in steps:
+        p = step.apply(p)
+    return p
+
+
+@pytest.mark.parametrize("start", list(STARTING_ROWS))
+def test_a_folded_batch_writes_what_its_events_one_by_one_would(start: str) -> None:
+    # Every order of every event kind (two starts, two endings), from several rows, in one
+    # batch and split over two batches (the cut moves along with the permutations).
+    row = STARTING_ROWS[start]
+    for n, order in enumerate(itertools.permutations(FOLD_STEPS.values())):
+        steps = list(order)
+        expected = one_by_one(row, steps)
+        assert readmodel.apply_delta(readmodel.fold(steps), row) == expected, order
+        cut = 1 + n % (len(steps) - 1)
+        first = readmodel.apply_delta(readmodel.fold(steps[:cut]), row)
+        assert readmodel.apply_delta(readmodel.fold(steps[cut:]), first) == expected, order
+
+
+def test_a_batch_with_a_subset_of_events_and_repeats_matches_too() -> None:
+    for row in STARTING_ROWS.values():
+        for size in range(0, 4):
+            for combo in itertools.product(
+                [*FOLD_STEPS.values(), FAILED_WITHOUT_PROVIDER], repeat=size
+            ):
+                steps = list(combo)
+                assert readmodel.apply_delta(readmodel.fold(steps), row) == one_by_one(row, steps)
+
+
+def test_an_empty_fold_changes_nothing() -> None:
+    for row in STARTING_ROWS.values():
+        assert readmodel.apply_delta(readmodel.fold([]), row) == row
+
+
+def test_the_first_ending_in_a_batch_is_final() -> None:
+    d = readmodel.fold([FOLD_STEPS["rejected"], FOLD_STEPS["completed"]])
+    assert d.ending is not None and d.ending.status == S.REJECTED
+    assert readmodel.apply_delta(d, JobProgress()).outputs == []

@@ -4,7 +4,6 @@ leave committing to the platform's EventConsumer."""
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_gateway.adapters.catalog import ModelCatalog
+from genhub_gateway.adapters.projection import write_deltas
 from genhub_gateway.adapters.repositories import (
     AppRepository,
     IdempotencyRepository,
@@ -36,10 +36,10 @@ from genhub_gateway.adapters.repositories import (
 from genhub_gateway.adapters.tables import ApiKeyRow, AppRow, IdempotencyKeyRow, JobRow, utcnow
 from genhub_gateway.adapters.upstream import NotifierClient, StorageClient
 from genhub_gateway.domain import idempotency as idem
+from genhub_gateway.domain import readmodel
 from genhub_gateway.domain.cursor import InvalidCursor, decode_cursor, encode_cursor
 from genhub_gateway.domain.jobs import NewJob
 from genhub_gateway.domain.keys import NewKey, generate_key
-from genhub_gateway.domain.readmodel import JobProgress
 from genhub_gateway.schemas import (
     AppOptionsPatch,
     CreateAppRequest,
@@ -578,78 +578,38 @@ def render_job(
 # --- read-model projection ----------------------------------------------------------------------
 
 
-def progress_of(job: JobRow) -> JobProgress:
-    return JobProgress(
-        status=JobStatus(job.status),
-        tokens_reserved=job.tokens_reserved,
-        tokens_charged=job.tokens_charged,
-        tokens_refunded=job.tokens_refunded,
-        provider=job.provider,
-        attempts=job.attempts,
-        error_code=job.error_code,
-        error_message=job.error_message,
-        error_details=job.error_details,
-        outputs=list(job.outputs),
-        reserved_at=job.reserved_at,
-        started_at=job.started_at,
-        completed_at=job.completed_at,
-        settled_at=job.settled_at,
-    )
+async def project(uow: UnitOfWork, event: Envelope[Any], step: readmodel.Step) -> None:
+    """Apply one saga event to the job's read-model row."""
+    await project_many(uow, [(event, step)])
 
 
-def _write_progress(job: JobRow, p: JobProgress, now: datetime) -> None:
-    job.status = p.status.value
-    job.tokens_reserved = p.tokens_reserved
-    job.tokens_charged = p.tokens_charged
-    job.tokens_refunded = p.tokens_refunded
-    job.provider = p.provider
-    job.attempts = p.attempts
-    job.error_code = p.error_code
-    job.error_message = p.error_message
-    job.error_details = p.error_details
-    job.outputs = p.outputs
-    job.reserved_at = p.reserved_at
-    job.started_at = p.started_at
-    job.completed_at = p.completed_at
-    job.settled_at = p.settled_at
-    job.updated_at = now
-
-
-Change = Callable[[JobProgress], JobProgress]
-
-
-async def project(uow: UnitOfWork, event: Envelope[Any], change: Change) -> None:
-    """Apply one saga event to the job's read-model row (locked for the transaction)."""
-    await project_many(uow, [(event, change)])
-
-
-async def project_many(uow: UnitOfWork, changes: list[tuple[Envelope[Any], Change]]) -> None:
-    """Apply saga events, in order, to their jobs' read-model rows: the rows are locked in
-    one statement for the transaction (several events for one job apply one after the
-    other)."""
-    known = []
-    for event, change in changes:
+async def project_many(
+    uow: UnitOfWork, changes: list[tuple[Envelope[Any], readmodel.Step]]
+) -> None:
+    """Apply saga events, in delivery order, to their jobs' read-model rows: each job's events
+    are folded into one delta (domain rules) and the batch is written in one statement."""
+    steps: dict[tuple[UUID, UUID], list[readmodel.Step]] = {}
+    first_type: dict[tuple[UUID, UUID], str] = {}
+    for event, step in changes:
         if event.job_id is None:
             log.warning("%s without job_id ignored", event.type)
-        else:
-            known.append((event, event.job_id, change))
-    jobs = await JobRepository(uow.session).lock_many(
-        list(dict.fromkeys((event.app_id, job_id) for event, job_id, _ in known))
-    )
-    now = utcnow()
-    unknown: list[str] = []
-    for event, job_id, change in known:
-        job = jobs.get((event.app_id, job_id))
-        if job is None:
-            unknown.append(f"{event.type} {job_id}")
             continue
-        before = progress_of(job)
-        after = change(before)
-        if after != before:
-            _write_progress(job, after, now)
-            uow.session.add(job)
-    if unknown:
+        key = (event.app_id, event.job_id)
+        if key in steps:
+            steps[key].append(step)
+        else:
+            steps[key] = [step]
+            first_type[key] = event.type
+    deltas = {key: readmodel.fold(job_steps) for key, job_steps in steps.items()}
+    missing = await write_deltas(uow.session, deltas, utcnow())
+    if missing:
         # Only the gateway creates jobs, in the same transaction as job.requested, so these
         # are another environment's events or a wiped database: nothing to project onto.
         # One line per batch: a flood of them must not cost a log line each.
-        log.warning("%d event(s) for unknown jobs ignored (first: %s)", len(unknown), unknown[0])
+        first = missing[0]
+        log.warning(
+            "%d event(s) for unknown jobs ignored (first: %s %s)",
+            sum(len(steps[key]) for key in missing),
+            first_type[first],
+            first[1],
+        )

@@ -1,13 +1,12 @@
 """Kafka handlers projecting the job saga into the read-model (consumer group "gateway").
 
-Each topic is consumed in batches (whatever a poll returns, up to BATCH): one transaction
-locks the batch's jobs in one statement and applies the events in delivery order. Per
-message, the consumer machinery and a transaction of its own cost about as much CPU as
-accepting the job did. The per-event handlers below do the same for one event (tests
-deliver events through them)."""
+Each topic is consumed in batches (whatever a poll returns, up to BATCH): each event becomes
+a domain step, each job's steps are folded in delivery order, and one statement writes the
+batch (services.project_many). Per message, the consumer machinery and a transaction of its
+own cost about as much CPU as accepting the job did. The per-event handlers below do the
+same for one event (tests deliver events through them)."""
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any, TypeVar
 
 from genhub_contracts import (
@@ -32,14 +31,13 @@ BATCH_WAIT_MS = 100
 EventT = TypeVar("EventT", bound=Envelope[Any])
 
 
-def reserved(event: TokensReserved) -> services.Change:
-    return partial(readmodel.on_reserved, amount=event.payload.amount, at=event.occurred_at)
+def reserved(event: TokensReserved) -> readmodel.Reserved:
+    return readmodel.Reserved(amount=event.payload.amount, at=event.occurred_at)
 
 
-def rejected(event: TokensRejected) -> services.Change:
+def rejected(event: TokensRejected) -> readmodel.Rejected:
     p = event.payload
-    return partial(
-        readmodel.on_rejected,
+    return readmodel.Rejected(
         reason=p.reason.value,
         message=p.message,
         balance=p.balance,
@@ -48,17 +46,14 @@ def rejected(event: TokensRejected) -> services.Change:
     )
 
 
-def started(event: JobStarted) -> services.Change:
+def started(event: JobStarted) -> readmodel.Started:
     p = event.payload
-    return partial(
-        readmodel.on_started, provider=p.provider, attempt=p.attempt, at=event.occurred_at
-    )
+    return readmodel.Started(provider=p.provider, attempt=p.attempt, at=event.occurred_at)
 
 
-def completed(event: JobCompleted) -> services.Change:
+def completed(event: JobCompleted) -> readmodel.Completed:
     p = event.payload
-    return partial(
-        readmodel.on_completed,
+    return readmodel.Completed(
         status=JobStatus(p.status),
         outputs=[o.model_dump(mode="json") for o in p.outputs],
         error_code=p.error.code.value if p.error else None,
@@ -69,11 +64,9 @@ def completed(event: JobCompleted) -> services.Change:
     )
 
 
-def settled(event: TokensSettled) -> services.Change:
+def settled(event: TokensSettled) -> readmodel.Settled:
     p = event.payload
-    return partial(
-        readmodel.on_settled, charged=p.charged, refunded=p.refunded, at=event.occurred_at
-    )
+    return readmodel.Settled(charged=p.charged, refunded=p.refunded, at=event.occurred_at)
 
 
 async def on_tokens_reserved(event: TokensReserved, uow: UnitOfWork) -> None:
@@ -99,11 +92,11 @@ async def on_tokens_settled(event: TokensSettled, uow: UnitOfWork) -> None:
 def _register_batch(
     runtime: Runtime,
     event_cls: type[EventT],
-    change_of: Callable[[EventT], services.Change],
+    step_of: Callable[[EventT], readmodel.Step],
     name: str,
 ) -> None:
     async def project_batch(events: list[EventT], uow: UnitOfWork) -> None:
-        await services.project_many(uow, [(event, change_of(event)) for event in events])
+        await services.project_many(uow, [(event, step_of(event)) for event in events])
 
     # The inbox keeps the per-event handlers' names, so deliveries they recorded still count.
     runtime.consumer.on_batch(event_cls, name=name, max_records=BATCH, timeout_ms=BATCH_WAIT_MS)(
