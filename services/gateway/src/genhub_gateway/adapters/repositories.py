@@ -175,21 +175,6 @@ class JobRepository:
         )
         return {status: (int(n), int(tokens)) for status, n, tokens in rows.all()}
 
-    async def lock_many(self, ids: list[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], JobRow]:
-        """Lock jobs ((app id, job id) pairs) in one statement, in job id order. Handlers for
-        different topics run concurrently; the row locks serialise their read-modify-write
-        so no projection update is lost, and since every batch locks in the same order they
-        wait on each other but never deadlock."""
-        if not ids:
-            return {}
-        rows = await self.session.exec(
-            select(JobRow)
-            .where(sa_tuple(col(JobRow.app_id), col(JobRow.job_id)).in_(ids))
-            .order_by(col(JobRow.job_id))
-            .with_for_update()
-        )
-        return {(row.app_id, row.job_id): row for row in rows.all()}
-
 
 class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
