@@ -64,12 +64,12 @@ class WebhookSender:
             except httpx.ConnectError as exc:
                 error = f"ConnectError: {exc}"[:500]  # nothing was sent: try the next address
             except httpx.TimeoutException:
-                return SendResult(None, _ms_since(started), None, "timeout")
+                return SendResult(None, ms_since(started), None, "timeout")
             except httpx.HTTPError as exc:
                 return SendResult(
-                    None, _ms_since(started), None, f"{type(exc).__name__}: {exc}"[:500]
+                    None, ms_since(started), None, f"{type(exc).__name__}: {exc}"[:500]
                 )
-        return SendResult(None, _ms_since(started), None, error)
+        return SendResult(None, ms_since(started), None, error)
 
     async def _post_to(
         self,
@@ -100,7 +100,7 @@ class WebhookSender:
             await response.aclose()
         return SendResult(
             response.status_code,
-            _ms_since(started),
+            ms_since(started),
             excerpt,
             None,
             retry_after=response.headers.get("retry-after"),
@@ -122,5 +122,6 @@ async def _read_excerpt(response: httpx.Response) -> str | None:
     return bytes(buffer[:EXCERPT_BYTES]).decode("utf-8", errors="replace")
 
 
-def _ms_since(started: float) -> int:
+def ms_since(started: float) -> int:
+    """Milliseconds since a `time.perf_counter()` reading."""
     return int((time.perf_counter() - started) * 1000)
