@@ -12,6 +12,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_storage.adapters.tables import JobOutcome, JobSpecRow, OutputObject, UploadObject
 
+_SAVE_SPECS = text(
+    "INSERT INTO job_specs (job_id, app_id, user_id, plan, watermark_text, watermark_position,"
+    " watermark_opacity, retention_days, dpi)"
+    " SELECT * FROM unnest(CAST(:jobs AS uuid[]), CAST(:apps AS uuid[]), CAST(:users AS text[]),"
+    " CAST(:plans AS text[]), CAST(:texts AS text[]), CAST(:positions AS text[]),"
+    " CAST(:opacities AS float8[]), CAST(:retentions AS int[]), CAST(:dpis AS int[]))"
+    " ON CONFLICT (job_id) DO NOTHING"
+)
 _OBJECT_FIELDS = (
     "id",
     "app_id",
@@ -67,10 +75,21 @@ class ObjectRepository:
         if not specs:
             return
         # One row per job even within a batch (ON CONFLICT cannot touch a row twice).
-        unique = {spec.job_id: spec for spec in reversed(specs)}
-        rows = [spec.model_dump(exclude={"created_at"}) for spec in unique.values()]
-        await self._session.exec(
-            insert(JobSpecRow).values(rows).on_conflict_do_nothing(index_elements=["job_id"])
+        rows = list({spec.job_id: spec for spec in reversed(specs)}.values())
+        # Column arrays: one statement text whatever the batch size, so it is compiled once.
+        await self._session.exec(  # type: ignore[call-overload]
+            _SAVE_SPECS,
+            params={
+                "jobs": [r.job_id for r in rows],
+                "apps": [r.app_id for r in rows],
+                "users": [r.user_id for r in rows],
+                "plans": [r.plan for r in rows],
+                "texts": [r.watermark_text for r in rows],
+                "positions": [r.watermark_position for r in rows],
+                "opacities": [r.watermark_opacity for r in rows],
+                "retentions": [r.retention_days for r in rows],
+                "dpis": [r.dpi for r in rows],
+            },
         )
 
     async def spec(self, app_id: UUID, job_id: UUID) -> JobSpecRow | None:
