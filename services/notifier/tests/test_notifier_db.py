@@ -1806,10 +1806,15 @@ async def test_sends_cost_no_claim_and_a_retry_due_later_is_sent_on_time(
         assert claims.calls == 1  # six sends, no claim query after any of them
         await wait_for(lambda: len(receiver.requests) == 7, seconds=4)
         retried_after = (real_now() - failed_at).total_seconds()
+        # Outcomes are recorded by the writer after the answers: wait for them, not for luck.
+        for _ in range(150):
+            rows = await delivery_rows(sessions, app)
+            if [r[0] for r in rows] == ["delivered"] * 6:
+                break
+            await asyncio.sleep(0.02)
     assert 0.7 <= retried_after < 3.0  # the schedule's 1 s (+ recording), not the 30 s poll
     retried = receiver.requests[-1].headers["webhook-id"]
     assert retried == job_message_id(jobs[0], WebhookEventType.FAILED)
-    rows = await delivery_rows(sessions, app)
     assert [r[0] for r in rows] == ["delivered"] * 6
     assert sorted(r[3] for r in rows) == [1, 1, 1, 1, 1, 2]
 
