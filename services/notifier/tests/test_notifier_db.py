@@ -1701,14 +1701,20 @@ async def test_a_rolled_back_hand_off_gives_its_slot_back(
     await wait_for(lambda: len(receiver.requests) == 1)
 
 
-async def test_the_hand_off_keeps_the_per_endpoint_bound(
-    sessions: SessionFactory, clock: Clock
-) -> None:
+async def endpoint_with_jobs(
+    sessions: SessionFactory, count: int
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """An app with one endpoint and `count` requested jobs (no per-job webhook URL)."""
     app = uuid.uuid4()
-    jobs = [uuid.uuid4() for _ in range(5)]
+    jobs = [uuid.uuid4() for _ in range(count)]
     await new_endpoint(sessions, app)
     for job in jobs:
         await apply(sessions, requested(app, job, url=None))
+    return app, jobs
+
+
+def gated_receiver() -> tuple["Receiver", asyncio.Event]:
+    """A receiver that holds every answer until the event is set."""
     gate = asyncio.Event()
     receiver = Receiver()
 
@@ -1717,6 +1723,14 @@ async def test_the_hand_off_keeps_the_per_endpoint_bound(
         return httpx.Response(204)
 
     receiver.respond = slow
+    return receiver, gate
+
+
+async def test_the_hand_off_keeps_the_per_endpoint_bound(
+    sessions: SessionFactory, clock: Clock
+) -> None:
+    app, jobs = await endpoint_with_jobs(sessions, 5)
+    receiver, gate = gated_receiver()
     dispatcher = make_dispatcher(sessions, clock, receiver, per_endpoint=2)
     recorder = EventRecorder(FANOUT, handoff=dispatcher)
     await record_batch(
@@ -1772,11 +1786,7 @@ async def test_sends_cost_no_claim_and_a_retry_due_later_is_sent_on_time(
 ) -> None:
     """With the safety poll far away (30 s), handed-off sends trigger no claim query, and a
     retry this process scheduled 1 s out is claimed and sent when due, not at the poll."""
-    app = uuid.uuid4()
-    jobs = [uuid.uuid4() for _ in range(6)]
-    await new_endpoint(sessions, app)
-    for job in jobs:
-        await apply(sessions, requested(app, job, url=None))
+    app, jobs = await endpoint_with_jobs(sessions, 6)
     receiver = Receiver()
     answers = {"left": 1}
 
@@ -1852,19 +1862,8 @@ async def test_a_stored_delivery_due_later_is_sent_on_time_after_a_restart(
 async def test_rows_held_back_by_the_endpoint_bound_are_claimed_when_a_slot_frees(
     sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = uuid.uuid4()
-    jobs = [uuid.uuid4() for _ in range(5)]
-    await new_endpoint(sessions, app)
-    for job in jobs:
-        await apply(sessions, requested(app, job, url=None))
-    gate = asyncio.Event()
-    receiver = Receiver()
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await gate.wait()
-        return httpx.Response(204)
-
-    receiver.respond = slow
+    app, jobs = await endpoint_with_jobs(sessions, 5)
+    receiver, gate = gated_receiver()
     dispatcher = make_dispatcher(sessions, real_now, receiver, per_endpoint=2, poll_s=30)
     recorder = EventRecorder(FANOUT, handoff=dispatcher)
     async with running(dispatcher):
