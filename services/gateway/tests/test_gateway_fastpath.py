@@ -122,8 +122,9 @@ async def test_fast_path_requests_are_labelled_with_the_route_in_metrics(
 
 
 async def test_fast_path_request_spans_are_named_after_the_route(
-    settings: Settings, upstreams: FakeUpstreams
+    settings: Settings, upstreams: FakeUpstreams, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from genhub_platform import runtime
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -131,9 +132,10 @@ async def test_fast_path_request_spans_are_named_after_the_route(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()  # records every span, as with a collector configured
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # The runtime's tracing set-up as with an exporter: FastAPI's request spans are on.
+    monkeypatch.setattr(runtime, "setup_tracing", lambda *_: provider)
     app = _prepare(create_app(settings, upstream_transport=httpx.MockTransport(upstreams.handle)))
-    app._telemetry["tracer_provider"] = provider  # FastAPI's native request spans
-    app._telemetry["tracing"] = True  # off by default here: the global provider records none
+    assert app.state.request_spans is True
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         response = await client.post(

@@ -8,7 +8,6 @@ from fastapi import FastAPI
 from fastapi.middleware import Middleware
 from genhub_platform.kafka import BrokerPublisher
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
-from opentelemetry import trace
 
 from genhub_gateway import openapi_examples, services
 from genhub_gateway.adapters.accept import JobAcceptor
@@ -23,7 +22,6 @@ from genhub_gateway.handlers import admin, admin_proxies, http, kafka, proxies
 from genhub_gateway.handlers.deps import Gateway
 from genhub_gateway.handlers.fastpath import GenerateFastPath, generate_route
 from genhub_gateway.handlers.middleware import GatewayMiddleware
-from genhub_gateway.handlers.tracecontext import RequestTraceContext, spans_recorded
 
 
 def build_gateway(
@@ -94,6 +92,8 @@ def create_app(
 
     runtime.background.append(close_upstreams)
     runtime.background.append(prune_idempotency_keys)
+    # Without an exporter FastAPI's request spans are off and the platform gives each request
+    # its trace context (genhub_platform.runtime): outbox rows still carry `traceparent`.
     app = create_service_app(
         runtime,
         title="genhub gateway",
@@ -106,13 +106,7 @@ def create_app(
             return settings.max_upload_bytes
         return settings.max_body_bytes
 
-    # Without an exporter FastAPI's request spans are built and dropped on every request:
-    # turned off, and the request's trace context comes from the gateway's middleware.
-    trace_context = None
-    if not spans_recorded(trace.get_tracer_provider()):
-        app._telemetry["tracing"] = False  # FastAPI(telemetry=...), set after construction
-        trace_context = RequestTraceContext()
-    app.add_middleware(GatewayMiddleware, limit_for=body_limit, trace_context=trace_context)
+    app.add_middleware(GatewayMiddleware, limit_for=body_limit)
     # Innermost (after the metrics): POST /v1/generate skips FastAPI's routing and dependency
     # solving; anything unusual still goes to the route (handlers/fastpath.py).
     app.user_middleware.append(

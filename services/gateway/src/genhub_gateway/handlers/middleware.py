@@ -12,11 +12,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from genhub_platform.errors import problem
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from genhub_gateway.handlers.tracecontext import RequestTraceContext
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
@@ -42,35 +38,14 @@ def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
 
 
 class GatewayMiddleware:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        limit_for: Callable[[str], int],
-        trace_context: RequestTraceContext | None = None,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]) -> None:
         self.app = app
         self.limit_for = limit_for  # path -> the largest body accepted there
-        # Without recorded spans: the request's trace context (handlers/tracecontext.py).
-        self.trace_context = trace_context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if (
-            self.trace_context is not None
-            and not trace.get_current_span().get_span_context().is_valid
-        ):
-            token = otel_context.attach(self.trace_context.context_for(scope["headers"]))
-            try:
-                await self._serve(scope, receive, send)
-            finally:
-                otel_context.detach(token)
-            return
-        await self._serve(scope, receive, send)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: dict[str, Any] = scope.setdefault("state", {})
         incoming = ""
         length: int | None = None
