@@ -6,20 +6,31 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 from genhub_contracts import JobSpec
-from genhub_orchestrator.adapters.repositories import RunRepository
+from genhub_orchestrator.adapters.repositories import RunRepository, StartedRun
 from genhub_orchestrator.adapters.tables import Run
-from genhub_orchestrator.domain.scheduling import DEFAULT_PLAN_LIMITS
 from genhub_platform.uow import UnitOfWork
 from sqlalchemy import text
 
 LEASE = timedelta(seconds=60)
 
 
-async def claim_runs(uow: UnitOfWork, *, limit: int, owner: UUID, lease: timedelta) -> list[Run]:
+async def claim_runs(
+    uow: UnitOfWork, *, limit: int, owner: UUID, lease: timedelta
+) -> list[StartedRun]:
     """What the worker's claim does in SQL: candidates under the claim lock, then start them."""
     repo = RunRepository(uow.session)
-    candidates = await repo.claim_candidates(slots=limit, limits=DEFAULT_PLAN_LIMITS)
-    return await repo.start([c.job_id for c in candidates], owner=owner, lease=lease)
+    view = await repo.claim_view(slots=limit)
+    return await repo.start([c.job_id for c in view.candidates], owner=owner, lease=lease)
+
+
+async def stored(
+    uow_factory: Callable[[], UnitOfWork], job_id: UUID
+) -> tuple[str, int, UUID | None, bool]:
+    """(status, claims, lease owner, has a lease) of the run's row."""
+    async with uow_factory() as uow:
+        run = await uow.session.get(Run, job_id)
+        assert run is not None
+        return run.status, run.claims, run.lease_owner, run.lease_until is not None
 
 
 async def insert_runs(uow_factory: Callable[[], UnitOfWork], priorities: list[int]) -> list[UUID]:
@@ -95,7 +106,10 @@ async def test_claim_order_is_priority_then_age(orch_uow: Callable[[], UnitOfWor
         runs = await claim_runs(uow, limit=4, owner=uuid4(), lease=LEASE)
         await uow.commit()
     assert [r.job_id for r in runs] == [urgent, mid, relaxed, relaxed_later]
-    assert all(r.status == "running" and r.claims == 1 for r in runs)
+    assert all(r.claims == 1 for r in runs)
+    for run in runs:
+        status, claims, _, leased = await stored(orch_uow, run.job_id)
+        assert status == "running" and claims == 1 and leased
 
 
 async def test_expired_lease_is_claimed_again(orch_uow: Callable[[], UnitOfWork]) -> None:
@@ -116,7 +130,8 @@ async def test_expired_lease_is_claimed_again(orch_uow: Callable[[], UnitOfWork]
         runs = await claim_runs(uow, limit=5, owner=second_owner, lease=LEASE)
         await uow.commit()
     assert [r.job_id for r in runs] == [job_id]
-    assert runs[0].lease_owner == second_owner and runs[0].claims == 2
+    assert runs[0].claims == 2
+    assert (await stored(orch_uow, job_id))[:3] == ("running", 2, second_owner)
     async with orch_uow() as uow:  # the old owner can neither heartbeat nor finish it
         repo = RunRepository(uow.session)
         assert await repo.extend_lease(job_id, first_owner, LEASE) is None

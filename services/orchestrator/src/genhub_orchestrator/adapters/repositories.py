@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from genhub_contracts import ErrorInfo
+from genhub_contracts import ErrorInfo, JobSpec
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
@@ -33,6 +33,63 @@ from genhub_orchestrator.domain.runs import RunStatus, sources_of
 from genhub_orchestrator.domain.scheduling import DEFAULT_PLAN_LIMITS, Candidate
 
 CLAIM_LOCK = 0x6F72636800000001  # one claimer at a time across processes: limits stay exact
+
+_CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CLAIM_LOCK)
+# Candidates with their app's running count and their plan's limit, in one statement.
+_CLAIM_VIEW = text(
+    """
+    WITH running AS (
+        SELECT app_id, count(*) AS n FROM runs WHERE status = 'running' GROUP BY app_id),
+    ranked AS (
+        SELECT job_id, app_id, plan, priority, created_at,
+               row_number() OVER (PARTITION BY app_id ORDER BY priority, created_at, job_id) AS rn
+        FROM runs WHERE status = 'queued'),
+    candidates AS (
+        (SELECT job_id, app_id, plan, true AS takeover, priority, created_at
+         FROM runs WHERE status = 'running' AND lease_until < now()
+         ORDER BY priority, created_at LIMIT :slots)
+        UNION ALL
+        (SELECT q.job_id, q.app_id, q.plan, false, q.priority, q.created_at
+         FROM ranked q
+         LEFT JOIN running r ON r.app_id = q.app_id
+         LEFT JOIN plan_limits pl ON pl.plan = q.plan
+         WHERE q.rn + coalesce(r.n, 0)
+               <= coalesce(pl.max_running, (CAST(:defaults AS jsonb) ->> q.plan)::int, 1)
+         ORDER BY q.priority, q.created_at, q.job_id LIMIT :slots))
+    SELECT c.job_id, c.app_id, c.plan, c.takeover, coalesce(r.n, 0),
+           coalesce(pl.max_running, (CAST(:defaults AS jsonb) ->> c.plan)::int, 1)
+    FROM candidates c
+    LEFT JOIN running r ON r.app_id = c.app_id
+    LEFT JOIN plan_limits pl ON pl.plan = c.plan
+    ORDER BY c.takeover DESC, c.priority, c.created_at, c.job_id
+    """
+)
+# Start the picked runs; a row another transaction holds, or that is neither queued nor
+# lease-expired any more (cancelled, or its owner's heartbeat came in), is left alone.
+_START = text(
+    """
+    UPDATE runs AS r
+    SET status = 'running', lease_owner = :owner, lease_until = now() + CAST(:lease AS interval),
+        claims = r.claims + 1, started_at = coalesce(r.started_at, now()), updated_at = now()
+    FROM (SELECT job_id FROM runs
+          WHERE job_id = ANY(CAST(:ids AS uuid[]))
+            AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+          FOR UPDATE SKIP LOCKED) AS l
+    WHERE r.job_id = l.job_id
+    RETURNING r.job_id, r.app_id, r.claims, r.cancel_requested, r.provider, r.attempts,
+              r.cache_key,
+              EXISTS (SELECT 1 FROM budget_squeezes b
+                      WHERE b.app_id = r.app_id AND b.until > now()),
+              r.priority, r.created_at, CAST(r.spec AS text)
+    """
+)
+_LOCK_OWNED_MANY = text(
+    """
+    SELECT job_id, cancel_requested, attempts FROM runs
+    WHERE job_id = ANY(CAST(:ids AS uuid[])) AND status = 'running' AND lease_owner = :owner
+    ORDER BY job_id FOR UPDATE
+    """
+)
 
 # The finish transaction's statements: one each per batch of finished runs, whatever its size.
 _FINISH_MANY = text(
@@ -84,6 +141,30 @@ class FinishRecord:
     provider: str | None
     add_attempts: int
     cost_usd: Decimal
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A run this worker just started: what the claim needs of it, the spec parsed once."""
+
+    job_id: UUID
+    app_id: UUID
+    claims: int
+    cancel_requested: bool
+    provider: str | None
+    attempts: int
+    cache_key: str | None
+    squeezed: bool  # the app's budget is squeezed: cheapest routes first
+    spec: JobSpec
+
+
+@dataclass
+class ClaimView:
+    """The claim statement's answer: candidates in order, running counts, plan limits."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    running: dict[UUID, int] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -227,14 +308,6 @@ class CatalogRepository:
                 set_={"period": period, "until": func.greatest(col(BudgetSqueeze.until), until)},
             )
         )
-
-    async def squeezed(self, app_ids: Sequence[UUID]) -> set[UUID]:
-        if not app_ids:
-            return set()
-        stmt = select(col(BudgetSqueeze.app_id)).where(
-            col(BudgetSqueeze.app_id).in_(list(app_ids)), col(BudgetSqueeze.until) > func.now()
-        )
-        return set((await self._exec(stmt)).scalars().all())
 
     # --- stats -------------------------------------------------------------------------------
 
@@ -391,83 +464,62 @@ class RunRepository:
 
     # --- the queue -------------------------------------------------------------------------
 
-    async def claim_candidates(self, *, slots: int, limits: dict[str, int]) -> list[Candidate]:
-        """Runs that may start now, best priority then oldest first, after taking the claim
-        lock (held until commit). Lease-expired running runs (a dead worker's) come first.
+    async def _core(self, stmt: Any, params: dict[str, Any]) -> Any:
+        """A textual statement on the session's connection (Core: no ORM execution path)."""
+        connection = await self._session.connection()
+        return await connection.execute(stmt, params)
 
-        Queued runs are ranked within their app and cut at the app's plan limit minus what it
-        has running, so an app at its limit never hides other apps' runs (no head-of-line
-        blocking); `scheduling.pick` makes the final choice from these.
+    async def claim_view(self, *, slots: int) -> ClaimView:
+        """Runs that may start now, best priority then oldest first, after taking the claim
+        lock (held until commit), with what `scheduling.pick` needs to choose among them: the
+        running count of each candidate's app and the limit of each candidate's plan (the
+        `plan_limits` rows over `DEFAULT_PLAN_LIMITS`), all read by one statement.
+
+        Lease-expired running runs (a dead worker's) come first. Queued runs are ranked within
+        their app and cut at the app's plan limit minus what it has running, so an app at its
+        limit never hides other apps' runs (no head-of-line blocking).
         """
-        await self._exec(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+        await self._core(_CLAIM_LOCK, {})
         rows = (
-            await self._session.exec(  # type: ignore[call-overload]
-                text(
-                    """
-                    (SELECT job_id, app_id, plan, true AS takeover, priority, created_at
-                     FROM runs WHERE status = 'running' AND lease_until < now()
-                     ORDER BY priority, created_at LIMIT :slots)
-                    UNION ALL
-                    (WITH running AS (
-                        SELECT app_id, count(*) AS n FROM runs WHERE status = 'running'
-                        GROUP BY app_id),
-                     ranked AS (
-                        SELECT job_id, app_id, plan, priority, created_at,
-                               row_number() OVER (PARTITION BY app_id
-                                                  ORDER BY priority, created_at, job_id) AS rn
-                        FROM runs WHERE status = 'queued')
-                     SELECT q.job_id, q.app_id, q.plan, false, q.priority, q.created_at
-                     FROM ranked q
-                     LEFT JOIN running r ON r.app_id = q.app_id
-                     WHERE q.rn + coalesce(r.n, 0)
-                           <= coalesce((CAST(:limits AS jsonb) ->> q.plan)::int, 1)
-                     ORDER BY q.priority, q.created_at, q.job_id LIMIT :slots)
-                    """
-                ),
-                params={"slots": slots, "limits": json.dumps(limits)},
+            await self._core(
+                _CLAIM_VIEW, {"slots": slots, "defaults": json.dumps(DEFAULT_PLAN_LIMITS)}
             )
         ).all()
-        return [Candidate(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        view = ClaimView()
+        for job_id, app_id, plan, takeover, running, limit in rows:
+            view.candidates.append(Candidate(job_id, app_id, plan, bool(takeover)))
+            view.running[app_id] = int(running)
+            view.limits[plan] = int(limit)
+        return view
 
-    async def running_counts(self, app_ids: Sequence[UUID]) -> dict[UUID, int]:
-        if not app_ids:
-            return {}
-        stmt = (
-            select(col(Run.app_id), func.count())
-            .where(col(Run.status) == RunStatus.RUNNING, col(Run.app_id).in_(list(app_ids)))
-            .group_by(col(Run.app_id))
-        )
-        return {app_id: int(n) for app_id, n in (await self._exec(stmt)).all()}
+    async def start(
+        self, job_ids: Sequence[UUID], *, owner: UUID, lease: timedelta
+    ) -> list[StartedRun]:
+        """Mark the picked runs running under this worker's lease (skipping any locked row, and
+        any that is no longer queued or lease-expired), in priority then age order.
 
-    async def start(self, job_ids: Sequence[UUID], *, owner: UUID, lease: timedelta) -> list[Run]:
-        """Mark the picked runs running under this worker's lease (skipping any locked row)."""
+        One UPDATE over an array parameter returning plain rows: the spec as JSON text, parsed
+        once here, and whether the app's budget is squeezed."""
         if not job_ids:
             return []
-        lockable = (
-            select(col(Run.job_id))
-            .where(
-                col(Run.job_id).in_(list(job_ids)),
-                col(Run.status).in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+        rows = (
+            await self._core(_START, {"ids": list(job_ids), "owner": owner, "lease": lease})
+        ).all()
+        rows.sort(key=lambda r: (r[8], r[9]))  # priority, created_at
+        return [
+            StartedRun(
+                job_id=r[0],
+                app_id=r[1],
+                claims=r[2],
+                cancel_requested=bool(r[3]),
+                provider=r[4],
+                attempts=r[5],
+                cache_key=r[6],
+                squeezed=bool(r[7]),
+                spec=JobSpec.model_validate_json(r[10]),
             )
-            .with_for_update(skip_locked=True)
-            .cte("lockable")
-        )
-        stmt = (
-            update(Run)
-            .where(col(Run.job_id) == lockable.c.job_id)
-            .values(
-                status=RunStatus.RUNNING,
-                lease_owner=owner,
-                lease_until=func.now() + lease,
-                claims=col(Run.claims) + 1,
-                started_at=func.coalesce(col(Run.started_at), func.now()),
-                updated_at=func.now(),
-            )
-            .returning(Run)
-        )
-        runs: list[Run] = list((await self._exec(stmt)).scalars().all())
-        runs.sort(key=lambda r: (r.priority, r.created_at))
-        return runs
+            for r in rows
+        ]
 
     async def extend_lease(self, job_id: UUID, owner: UUID, lease: timedelta) -> bool | None:
         """Heartbeat. Returns the run's cancel flag, or None when this worker lost the run."""
@@ -503,17 +555,8 @@ class RunRepository:
         """`lock_owned` for many runs: job id → (cancel flag, attempts so far)."""
         if not job_ids:
             return {}
-        stmt = (
-            select(col(Run.job_id), col(Run.cancel_requested), col(Run.attempts))
-            .where(
-                col(Run.job_id).in_(list(job_ids)),
-                col(Run.status) == RunStatus.RUNNING,
-                col(Run.lease_owner) == owner,
-            )
-            .order_by(col(Run.job_id))
-            .with_for_update()
-        )
-        return {job: (bool(flag), int(n)) for job, flag, n in (await self._exec(stmt)).all()}
+        rows = (await self._core(_LOCK_OWNED_MANY, {"ids": list(job_ids), "owner": owner})).all()
+        return {job: (bool(flag), int(n)) for job, flag, n in rows}
 
     async def finish_many(self, records: Sequence[FinishRecord]) -> None:
         """Final status of runs this worker holds (locked by `lock_owned_many`): one UPDATE

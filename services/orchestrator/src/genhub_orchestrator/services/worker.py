@@ -53,8 +53,8 @@ from genhub_orchestrator.adapters.repositories import (
     FinishRecord,
     ProviderInfo,
     RunRepository,
+    StartedRun,
 )
-from genhub_orchestrator.adapters.tables import Run
 from genhub_orchestrator.config import Settings
 from genhub_orchestrator.domain.providers import (
     GeneratedImage,
@@ -326,15 +326,10 @@ class RunWorker:
         ready: list[ClaimedRun] = []
         async with self._uow() as uow:
             repo = RunRepository(uow.session)
-            catalog_repo = CatalogRepository(uow.session)
-            limits = await catalog_repo.plan_limits()
-            candidates = await repo.claim_candidates(slots=limit, limits=limits)
-            if not candidates:
+            view = await repo.claim_view(slots=limit)
+            if not view.candidates:
                 return []
-            apps = list({c.app_id for c in candidates})
-            chosen = pick(
-                candidates, running=await repo.running_counts(apps), limits=limits, slots=limit
-            )
+            chosen = pick(view.candidates, running=view.running, limits=view.limits, slots=limit)
             rows = await repo.start(
                 [c.job_id for c in chosen], owner=self.owner, lease=self._opts.lease
             )
@@ -342,10 +337,9 @@ class RunWorker:
                 await uow.commit()
                 return []
             catalog = await self.catalog(uow)
-            squeezed = await catalog_repo.squeezed(list({r.app_id for r in rows}))
             usable = self._usable(catalog)  # once per claim: adapters looked up per provider
             for row in rows:
-                run = await self._prepare(uow, row, catalog, row.app_id in squeezed, usable)
+                run = await self._prepare(uow, row, catalog, usable)
                 if run is not None:
                     ready.append(run)
             await uow.commit()
@@ -361,12 +355,11 @@ class RunWorker:
     async def _prepare(
         self,
         uow: UnitOfWork,
-        row: Run,
+        row: StartedRun,
         catalog: CatalogSnapshot,
-        squeezed: bool,
         usable: set[str],
     ) -> ClaimedRun | None:
-        spec = JobSpec.model_validate(row.spec)
+        spec = row.spec
         if row.cancel_requested:
             await self._end(uow, row, spec, RunStatus.CANCELLED, CANCELLED_ERROR)
             return None
@@ -399,7 +392,7 @@ class RunWorker:
             return None
         routes = order_routes(
             catalog.routes.get(spec.model, []),
-            cheapest_first=cheapest_first(spec.plan, budget_squeezed=squeezed),
+            cheapest_first=cheapest_first(spec.plan, budget_squeezed=row.squeezed),
             available=usable,
         )
         if not routes:
@@ -428,7 +421,7 @@ class RunWorker:
             ),
         )
 
-    async def _serve_from_cache(self, uow: UnitOfWork, row: Run, spec: JobSpec) -> bool:
+    async def _serve_from_cache(self, uow: UnitOfWork, row: StartedRun, spec: JobSpec) -> bool:
         """A cache hit: the cached outputs become this job's staged objects, no provider call."""
         assert row.cache_key is not None
         cache = CacheRepository(uow.session)
@@ -471,7 +464,12 @@ class RunWorker:
         return True
 
     async def _end(
-        self, uow: UnitOfWork, row: Run, spec: JobSpec, status: RunStatus, error: ErrorInfo | None
+        self,
+        uow: UnitOfWork,
+        row: StartedRun,
+        spec: JobSpec,
+        status: RunStatus,
+        error: ErrorInfo | None,
     ) -> None:
         event = job_completed(
             app_id=row.app_id,
