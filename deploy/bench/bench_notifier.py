@@ -2,15 +2,22 @@
 `job.completed` (published to Kafka) to the webhook's first attempt (arrival at the receiver).
 
     uv run python deploy/bench/bench_notifier.py [--rate 200] [--seconds 5] [--apps 10]
-        [--burst 1000]
+        [--burst 1000] [--py-spy OUT]
 
-Needs the running notifier (NOTIFIER_URL, default http://127.0.0.1:8084) with
-NOTIFIER_ALLOW_PRIVATE_WEBHOOKS=true (the local profile) and Kafka (KAFKA_BOOTSTRAP_SERVERS).
+It starts ONE real notifier process of its own (`genhub-notifier serve`, the stack's entry
+point) on port 18084 with its own database `genhub_notifier_bench` (created, migrated, emptied)
+and its own Kafka namespace: every topic it consumes carries the prefix `bench-notif.`
+(KAFKA_TOPIC_PREFIX), so the stack's billing, gateway and storage never see the benchmark's
+fake jobs (on the shared stack they reacted to every one of them, and the 2-core machine was
+at 100 % CPU during the run), and the notifier sees nothing but the benchmark. Kafka and
+PostgreSQL are the stack's (`make infra-up`). Its settings are the local profile's (private
+loopback URLs allowed, compressed retry schedule); NOTIFIER_ENCRYPTION_KEY comes from
+var/secrets.env.
+
 It registers one endpoint per fresh app on a minimal loopback HTTP server that runs in a child
-process (so the producer's work here never delays or stamps an arrival late), and deletes the
-endpoints at the end (anything still pending then fails without a request instead of retrying
-against a closed port). With --pid (default: var/run/notifier.pid when present) it also reports
-the notifier's CPU time per delivery.
+process (so the producer's work here never delays or stamps an arrival late), and reports the
+notifier's CPU time per delivery (/proc/<pid>/stat) and SQL statements per delivery
+(`genhub_db_statements_total`).
 
 For every job it first publishes `job.requested` (untimed) and waits until the notifier's
 consumer group has consumed it, as in the real saga where it precedes the job's end. Then, as
@@ -31,18 +38,29 @@ round trip per attempt for fresh output URLs).
 import argparse
 import asyncio
 import multiprocessing
-import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from bench_support import (
+    KAFKA,
+    PG,
+    ROOT,
+    ServiceProcess,
+    cpu_seconds,
+    ensure_database,
+    loadavg,
+    metric,
+    percentile,
+    truncate,
+)
 from genhub_contracts import (
     ErrorCode,
     ErrorInfo,
@@ -60,9 +78,20 @@ from genhub_contracts.events import (
 )
 from genhub_notifier.domain.delivery import WebhookEventType, job_message_id
 
-NOTIFIER = os.environ.get("NOTIFIER_URL", "http://127.0.0.1:8084")
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-GROUP = "notifier"
+PREFIX = "bench-notif."
+GROUP = PREFIX + "notifier"
+DB = "genhub_notifier_bench"
+PORT = 18084
+TABLES = [
+    "endpoints",
+    "signing_secrets",
+    "job_settlements",
+    "job_subscriptions",
+    "messages",
+    "deliveries",
+    "delivery_attempts",
+    "processed_events",
+]
 
 
 @dataclass
@@ -144,37 +173,30 @@ class ReceiverProcess:
         self._process.join(5)
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def notifier_process() -> ServiceProcess:
+    return ServiceProcess(
+        "notifier",
+        PORT,
+        {
+            "NOTIFIER_DATABASE_URL": f"{PG}/{DB}",
+            "KAFKA_TOPIC_PREFIX": PREFIX,
+            "GENHUB_ENV": "local",
+            "NOTIFIER_ALLOW_PRIVATE_WEBHOOKS": "true",
+            "NOTIFIER_RETRY_SCHEDULE": "0,1,2,3,4",
+            "LOG_LEVEL": "WARNING",
+        },
+        ROOT / "var" / "log" / "bench-notifier.log",
+    )
 
 
-def loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().strip()
-    except OSError:
-        return "unknown"
-
-
-def notifier_pid(arg: int | None) -> int | None:
-    if arg is not None:
-        return arg
-    pidfile = Path(__file__).resolve().parents[2] / "var" / "run" / "notifier.pid"
-    try:
-        return int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-async def delete_endpoints(apps: list[uuid.UUID], endpoint_ids: list[str]) -> None:
-    async with httpx.AsyncClient(base_url=NOTIFIER, timeout=10) as http:
-        for app, endpoint in zip(apps, endpoint_ids, strict=False):
-            await http.delete(f"/internal/apps/{app}/endpoints/{endpoint}")
+def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """Sample the notifier during the timed phases (collapsed stacks, `--format raw`)."""
+    command = ["uvx", "py-spy", "record", "-p", str(pid), "-o", out, "--format", "raw"]
+    spy = subprocess.Popen(  # noqa: S603
+        [*command, "-r", "200", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(1.0)  # attached before the first event is sent
+    return spy
 
 
 def job_events(app: uuid.UUID) -> tuple[uuid.UUID, JobRequested, TokensSettled]:
@@ -232,29 +254,27 @@ async def wait_consumed(topics: list[str], timeout: float = 120.0) -> None:
         await admin.close()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 Job = tuple[uuid.UUID, uuid.UUID, TokensSettled]
+
+
+async def send(
+    producer: AIOKafkaProducer, event: JobRequested | JobCompleted | TokensSettled
+) -> None:
+    await producer.send(PREFIX + event.TOPIC, event.model_dump_json().encode(), key=event.key)
 
 
 async def prepare(
     producer: AIOKafkaProducer, apps: list[uuid.UUID], count: int, presettled: bool
 ) -> list[Job]:
     jobs: list[Job] = []
-    sends = []
     for i in range(count):
         app = apps[i % len(apps)]
         job, requested, settled = job_events(app)
         jobs.append((app, job, settled))
         for event in (requested, settled) if presettled else (requested,):
-            sends.append(
-                await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
-            )
-    await asyncio.gather(*sends)
-    await wait_consumed([JobRequested.TOPIC, TokensSettled.TOPIC])
+            await send(producer, event)
+    await producer.flush()
+    await wait_consumed([PREFIX + JobRequested.TOPIC, PREFIX + TokensSettled.TOPIC])
     return jobs
 
 
@@ -266,54 +286,59 @@ async def finish(
     presettled: bool,
 ) -> None:
     """job.completed, then (as billing would) the job's tokens.settled."""
-    event = completion(app, job)
-    await producer.send(event.TOPIC, event.model_dump_json().encode(), key=event.key)
+    await send(producer, completion(app, job))
     if not presettled:
-        await producer.send(settled.TOPIC, settled.model_dump_json().encode(), key=settled.key)
+        await send(producer, settled)
 
 
 async def run(args: argparse.Namespace) -> int:
+    await ensure_database(DB)
+    notifier = notifier_process()
+    notifier.start()
     receiver = ReceiverProcess()
     try:
-        return await measure(args, receiver)
+        await notifier.wait_ready()
+        await truncate(DB, TABLES)
+        return await measure(args, notifier, receiver)
     finally:
         receiver.stop()
+        notifier.stop()
 
 
-async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
-    pid = notifier_pid(args.pid)
-    apps = [uuid.uuid4() for _ in range(args.apps)]
-    endpoint_ids: list[str] = []
-    async with httpx.AsyncClient(base_url=NOTIFIER, timeout=10) as http:
-        try:
-            (await http.get("/readyz")).raise_for_status()
-        except httpx.HTTPError as exc:
-            print(f"notifier at {NOTIFIER} is not ready ({exc}); start the stack first")
-            return 2
+async def register_endpoints(url: str, apps: list[uuid.UUID], receiver_port: int) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         for app in apps:
             response = await http.post(
                 f"/internal/apps/{app}/endpoints",
                 json={
-                    "url": f"http://127.0.0.1:{receiver.port}/hook/{app}",
-                    # billing rejects these unfunded jobs for real: leave job.rejected out
+                    "url": f"http://127.0.0.1:{receiver_port}/hook/{app}",
                     "event_types": ["job.failed"],
                 },
             )
             response.raise_for_status()
-            endpoint_ids.append(response.json()["endpoint"]["id"])
 
+
+async def measure(
+    args: argparse.Namespace, notifier: ServiceProcess, receiver: ReceiverProcess
+) -> int:
+    apps = [uuid.uuid4() for _ in range(args.apps)]
+    await register_endpoints(notifier.url, apps, receiver.port)
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=2)
     await producer.start()
+    spy = None
     try:
         paced_count = int(args.rate * args.seconds)
         paced_jobs = await prepare(producer, apps, paced_count, args.presettled)
         burst_jobs = await prepare(producer, apps, args.burst, args.presettled)
+        if args.py_spy:
+            spy = start_py_spy(notifier.pid, args.py_spy)
         await asyncio.sleep(1.0)
 
         # paced: steady rate, delay from publish to arrival
         published: dict[str, float] = {}
         interval = 1.0 / args.rate
-        paced_cpu_start = cpu_seconds(pid)
+        paced_cpu_start = cpu_seconds(notifier.pid)
+        paced_sql_start = metric(PORT, "genhub_db_statements_total")
         start = time.perf_counter()
         for i, (app, job, settled) in enumerate(paced_jobs):
             due = start + i * interval
@@ -324,33 +349,38 @@ async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
         await producer.flush()
         sent_s = time.perf_counter() - start
         arrivals = await receiver.wait_for(list(published), 60)
-        paced_cpu_end = cpu_seconds(pid)
+        paced_cpu = cpu_seconds(notifier.pid) - paced_cpu_start
+        paced_sql = metric(PORT, "genhub_db_statements_total") - paced_sql_start
+        paced_load = loadavg()
         delays = [(arrivals[k] - t) * 1000 for k, t in published.items() if k in arrivals]
         missing = len(published) - len(delays)
 
         # burst: throughput with a backlog
         burst_ids = [job_message_id(job, WebhookEventType.FAILED) for _, job, _ in burst_jobs]
         burst_start = time.time()
-        cpu_start = cpu_seconds(pid)
+        burst_cpu_start = cpu_seconds(notifier.pid)
         for app, job, settled in burst_jobs:
             await finish(producer, app, job, settled, args.presettled)
         await producer.flush()
         arrivals = await receiver.wait_for(burst_ids, 120)
-        cpu_end = cpu_seconds(pid)
+        burst_cpu = cpu_seconds(notifier.pid) - burst_cpu_start
         got = [arrivals[k] for k in burst_ids if k in arrivals]
     finally:
+        if spy is not None:
+            spy.send_signal(2)  # SIGINT: py-spy writes its samples
+            spy.wait(30)
         await producer.stop()
-        await delete_endpoints(apps, endpoint_ids)
 
-    print(
-        f"notifier benchmark against {NOTIFIER} (Kafka {KAFKA}), {args.apps} apps/endpoints, "
-        + (
-            "settlements published up front"
-            if args.presettled
-            else "tokens.settled after each job.completed"
-        )
+    settling = (
+        "settlements published up front"
+        if args.presettled
+        else "tokens.settled after each job.completed"
     )
-    print(f"load    {loadavg()}")
+    print(
+        f"notifier benchmark: own process (pid {notifier.pid}, {notifier.url}, topics "
+        f"{PREFIX}*, database {DB}), Kafka {KAFKA}, {args.apps} apps/endpoints, {settling}"
+    )
+    print(f"load    {paced_load} (at the end of the paced phase)")
     if delays:
         print(
             f"paced   {len(published)} job.completed at {len(published) / sent_s:.0f}/s: "
@@ -367,15 +397,12 @@ async def measure(args: argparse.Namespace, receiver: ReceiverProcess) -> int:
             f"{span:.2f} s = {len(got) / span:.0f} deliveries/s (publish to last arrival); "
             f"{receiver.connections} connections opened in all"
         )
-    if pid is not None and None not in (paced_cpu_start, paced_cpu_end, cpu_start, cpu_end):
-        assert paced_cpu_start is not None and paced_cpu_end is not None
-        assert cpu_start is not None and cpu_end is not None
-        per_paced = (paced_cpu_end - paced_cpu_start) * 1000 / max(1, len(delays))
-        per_burst = (cpu_end - cpu_start) * 1000 / max(1, len(got))
-        print(
-            f"cpu     notifier (pid {pid}) CPU per delivery: paced {per_paced:.2f} ms, "
-            f"burst {per_burst:.2f} ms (includes whatever else the shared stack sent it)"
-        )
+    paced_ms = paced_cpu * 1000 / max(1, len(delays))
+    print(
+        f"cpu     notifier CPU per delivery: paced {paced_ms:.2f} ms, "
+        f"burst {burst_cpu * 1000 / max(1, len(got)):.2f} ms; SQL statements per delivery "
+        f"(paced) {paced_sql / max(1, len(delays)):.2f}"
+    )
     ok = bool(delays) and missing == 0 and percentile(delays, 99) < args.target_p99_ms
     verdict = "met" if ok else "NOT met"
     print(f"target p99 < {args.target_p99_ms:.0f} ms at {args.rate:.0f}/s: {verdict}")
@@ -389,7 +416,7 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=10)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--target-p99-ms", type=float, default=100.0)
-    parser.add_argument("--pid", type=int, default=None, help="notifier pid (CPU per delivery)")
+    parser.add_argument("--py-spy", default=None, help="write py-spy samples of the timed phases")
     parser.add_argument(
         "--presettled",
         action="store_true",

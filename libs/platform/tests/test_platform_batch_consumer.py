@@ -11,10 +11,18 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
+from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from genhub_contracts import GenerationInput, JobCompleted, JobRequested, JobSpec, topics
-from genhub_contracts.events import JobRequestedPayload
+from genhub_contracts import (
+    GenerationInput,
+    JobCompleted,
+    JobRequested,
+    JobSpec,
+    JobStatus,
+    topics,
+)
+from genhub_contracts.events import JobCompletedPayload, JobRequestedPayload
 from genhub_platform.db import SessionFactory, make_engine, make_session_factory
 from genhub_platform.kafka import EventConsumer, record_first_deliveries
 from genhub_platform.outbox import OutboxMessage
@@ -153,3 +161,94 @@ async def test_batch_and_single_routes_cannot_share_a_topic(sessions: SessionFac
     with pytest.raises(ValueError, match="in batches"):
         consumer.on(JobRequested)(single)
     assert sorted(consumer.topics) == sorted([topics.JOB_COMPLETED, topics.JOB_REQUESTED])
+
+
+def _record(
+    topic: str, event: JobRequested | JobCompleted, offset: int
+) -> ConsumerRecord[bytes, bytes]:
+    body = event.model_dump_json().encode()
+    return ConsumerRecord(topic, 0, offset, 0, 0, event.key, body, None, 16, len(body), [])
+
+
+def _completed(job: JobRequested) -> JobCompleted:
+    payload = JobCompletedPayload(user_id="u", status=JobStatus.SUCCEEDED, requested_outputs=1)
+    return JobCompleted.new(app_id=job.app_id, job_id=job.job_id, payload=payload)
+
+
+async def test_topics_sharing_a_subscription_are_one_subscriber_and_one_unit_of_work(
+    sessions: SessionFactory,
+) -> None:
+    broker = KafkaBroker()
+    consumer = EventConsumer(
+        broker,
+        "notifier",
+        lambda: UnitOfWork(sessions, on_commit=lambda: None),
+        max_attempts=1,
+        topic_prefix="bench.",
+    )
+    calls: list[tuple[str, list[UUID], int]] = []
+
+    # Registered facts first: within a batch they are applied before the events that use them.
+    @consumer.on_batch(JobRequested, subscription="jobs")
+    async def remember(events: list[JobRequested], uow: UnitOfWork) -> None:
+        calls.append(("requested", [e.event_id for e in events], id(uow)))
+        for event in events:
+            uow.publish(event)
+
+    @consumer.on_batch(JobCompleted, subscription="jobs")
+    async def complete(events: list[JobCompleted], uow: UnitOfWork) -> None:
+        calls.append(("completed", [e.event_id for e in events], id(uow)))
+        if any(e.payload.user_id == "bad" for e in events):
+            raise ValueError("cannot complete")
+
+    consumer.bind()
+    (subscriber,) = broker.subscribers
+    dead: list[bytes] = []
+
+    @broker.subscriber("bench." + topics.dlq(topics.JOB_COMPLETED))
+    async def collect(message: KafkaMessage) -> None:
+        dead.append(message.body)
+
+    assert sorted(subscriber.topic_names) == ["bench.job.completed", "bench.job.requested"]
+
+    first, second = _event("a"), _event("b")
+    first_done = _completed(first)
+    records = [
+        _record("bench.job.completed", first_done, 0),  # fetched before its request
+        _record("bench.job.requested", first, 0),
+        _record("bench.job.requested", second, 1),
+    ]
+    await consumer.apply_records(records)
+    assert [(name, ids) for name, ids, _ in calls] == [
+        ("requested", [first.event_id, second.event_id]),
+        ("completed", [first_done.event_id]),
+    ]
+    assert calls[0][2] == calls[1][2]  # the same unit of work
+    assert await _outbox_event_ids(sessions) == [first.event_id, second.event_id]
+
+    # The same batch again applies nothing; a failing event is isolated from the others.
+    calls.clear()
+    bad_job = _event("c")
+    bad = JobCompleted.new(
+        app_id=bad_job.app_id,
+        job_id=bad_job.job_id,
+        payload=JobCompletedPayload(user_id="bad", status=JobStatus.FAILED, requested_outputs=1),
+    )
+    third = _event("d")
+    async with TestKafkaBroker(broker):
+        await consumer.apply_records(
+            [
+                *records,
+                _record("bench.job.completed", bad, 1),
+                _record("bench.job.requested", third, 2),
+            ]
+        )
+    assert dead == [bad.model_dump_json().encode()]
+    # The joint batch (duplicates skipped) rolled back, then each event alone, in fetch order.
+    assert [(name, ids) for name, ids, _ in calls] == [
+        ("requested", [third.event_id]),
+        ("completed", [bad.event_id]),
+        ("completed", [bad.event_id]),
+        ("requested", [third.event_id]),
+    ]
+    assert await _outbox_event_ids(sessions) == [first.event_id, second.event_id, third.event_id]

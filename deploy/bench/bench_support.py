@@ -1,0 +1,134 @@
+"""What the service benchmarks share: a service process of their own, /proc figures, percentiles.
+
+A benchmark that measures one service starts that service's real entry point
+(`genhub-<service> migrate`, then `serve`) on its own port, its own database and its own Kafka
+namespace (`KAFKA_TOPIC_PREFIX`), so the stack's other services neither compete for its events
+nor react to the benchmark's fake ones; Kafka, PostgreSQL and MinIO are the stack's own.
+"""
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+PG = "postgresql://{u}:{p}@{h}:{port}".format(
+    u=os.environ.get("PGUSER", "genhub"),
+    p=os.environ.get("PGPASSWORD", "genhub"),
+    h=os.environ.get("PGHOST", "127.0.0.1"),
+    port=os.environ.get("PGPORT", "5432"),
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def metric(port: int, name: str) -> float:
+    """One unlabelled counter or gauge from a service's /metrics (0 when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+async def ensure_database(name: str) -> None:
+    admin = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def truncate(database: str, tables: list[str]) -> None:
+    conn = await asyncpg.connect(f"{PG}/{database}")
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(tables)}")
+    finally:
+        await conn.close()
+
+
+@dataclass
+class ServiceProcess:
+    """`genhub-<service>` migrated and serving on `port` with `env` on top of ours."""
+
+    service: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": KAFKA, **self.env}
+        binary = str(ROOT / f".venv/bin/genhub-{self.service}")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            subprocess.run(  # noqa: S603
+                [binary, "migrate"], env=env, check=True, stdout=log, stderr=log
+            )
+            self.process = subprocess.Popen(  # noqa: S603
+                [binary, "serve", "--port", str(self.port)],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+
+    def _ready(self) -> bool:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as response,
+        ):
+            return bool(response.status == 200)
+        return False
+
+    async def wait_ready(self, timeout_s: float = 60) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.service} exited during start-up (see {self.log_path})")
+            if await asyncio.to_thread(self._ready):
+                return
+            await asyncio.sleep(0.3)
+        raise RuntimeError(f"{self.service} was not ready in time (see {self.log_path})")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
