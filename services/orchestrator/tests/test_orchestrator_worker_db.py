@@ -257,7 +257,9 @@ async def test_cancel_before_reservation_is_remembered(orch_uow: UowFactory) -> 
     assert await do_cancel(orch_uow, cancel(event)) is CancelAction.REMEMBER
     assert await enqueue(orch_uow, event) is False
     run = await run_row(orch_uow, event)
-    assert run.status == "cancelled"
+    assert run.status == "cancelled" and run.cancel_requested
+    assert run.error_code == "cancelled" and run.finished_at is not None
+    assert run.spec == event.payload.spec.model_dump(mode="json")
     (completed,) = await events(orch_uow, event.job_id)
     assert isinstance(completed, JobCompleted)
     assert completed.payload.status is JobStatus.CANCELLED

@@ -91,6 +91,27 @@ _LOCK_OWNED_MANY = text(
     """
 )
 
+# New runs: queued, or cancelled at once when a cancel overtook the reservation.
+_INSERT_MANY = text(
+    """
+    INSERT INTO runs (job_id, app_id, user_id, model, spec, hold_id, hold_amount, priority,
+                      plan, cache_key, status, cancel_requested, error_code, error_message,
+                      finished_at, attempts, claims, cache_hit, cost_usd)
+    SELECT n.job_id, n.app_id, n.user_id, n.model, CAST(n.spec AS jsonb), n.hold_id,
+           n.hold_amount, n.priority, n.plan, n.cache_key, n.status, n.status = 'cancelled',
+           n.error_code, n.error_message, CASE WHEN n.status = 'cancelled' THEN now() END,
+           0, 0, false, 0
+    FROM unnest(CAST(:jobs AS uuid[]), CAST(:apps AS uuid[]), CAST(:users AS text[]),
+                CAST(:models AS text[]), CAST(:specs AS text[]), CAST(:holds AS uuid[]),
+                CAST(:amounts AS int[]), CAST(:priorities AS int[]), CAST(:plans AS text[]),
+                CAST(:keys AS text[]), CAST(:statuses AS text[]), CAST(:codes AS text[]),
+                CAST(:messages AS text[]))
+         AS n(job_id, app_id, user_id, model, spec, hold_id, hold_amount, priority, plan,
+              cache_key, status, error_code, error_message)
+    ON CONFLICT (job_id) DO NOTHING
+    RETURNING job_id
+    """
+)
 # The finish transaction's statements: one each per batch of finished runs, whatever its size.
 _FINISH_MANY = text(
     """
@@ -141,6 +162,23 @@ class FinishRecord:
     provider: str | None
     add_attempts: int
     cost_usd: Decimal
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A reserved job to record as a run (`cancelled`: ended at once by an early cancel)."""
+
+    job_id: UUID
+    app_id: UUID
+    user_id: str
+    model: str
+    spec_json: str
+    hold_id: UUID | None
+    hold_amount: int
+    priority: int
+    plan: str
+    cache_key: str | None
+    cancelled: ErrorInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -401,20 +439,33 @@ class RunRepository:
         found = {(job, app) for job, app in (await self._exec(stmt)).all()}
         return found & set(pairs)
 
-    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> set[UUID]:
-        """Insert the runs (column dicts) whose job has none yet; the job ids inserted.
-
-        Core executemany with RETURNING (batched into multi-row INSERTs by SQLAlchemy, the
-        statement compiled once and cached) rather than one ORM object per run."""
-        if not rows:
+    async def insert_many(self, runs: Sequence[NewRun]) -> set[UUID]:
+        """Insert the runs whose job has none yet (a job keeps its first run); the job ids
+        inserted. One INSERT … SELECT over array parameters, whatever the batch size: asyncpg
+        encodes the arrays, no per-row parameter processing, the spec stored from its JSON."""
+        if not runs:
             return set()
-        stmt = (
-            insert(Run.__table__)  # type: ignore[attr-defined]
-            .on_conflict_do_nothing(index_elements=["job_id"])
-            .returning(Run.__table__.c.job_id)  # type: ignore[attr-defined]
+        result = await self._core(
+            _INSERT_MANY,
+            {
+                "jobs": [r.job_id for r in runs],
+                "apps": [r.app_id for r in runs],
+                "users": [r.user_id for r in runs],
+                "models": [r.model for r in runs],
+                "specs": [r.spec_json for r in runs],
+                "holds": [r.hold_id for r in runs],
+                "amounts": [r.hold_amount for r in runs],
+                "priorities": [r.priority for r in runs],
+                "plans": [r.plan for r in runs],
+                "keys": [r.cache_key for r in runs],
+                "statuses": [
+                    (RunStatus.QUEUED if r.cancelled is None else RunStatus.CANCELLED).value
+                    for r in runs
+                ],
+                "codes": [r.cancelled.code.value if r.cancelled else None for r in runs],
+                "messages": [r.cancelled.message if r.cancelled else None for r in runs],
+            },
         )
-        connection = await self._session.connection()
-        result = await connection.execute(stmt, list(rows))
         return set(result.scalars().all())
 
     async def insert(self, run: Run) -> bool:

@@ -3,7 +3,6 @@
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from genhub_contracts import (
@@ -22,6 +21,7 @@ from sqlalchemy import event as sa_event
 from genhub_orchestrator.adapters.repositories import (
     CacheRepository,
     CatalogRepository,
+    NewRun,
     RunRepository,
 )
 from genhub_orchestrator.domain.cache import applied_watermark, cache_key
@@ -72,35 +72,22 @@ def job_completed(
     )
 
 
-def _run_row(event: TokensReserved, *, cancelled_early: bool) -> dict[str, Any]:
-    """The run's columns (every column named: one executemany shape for the whole batch)."""
+def _new_run(event: TokensReserved, *, cancelled_early: bool) -> NewRun:
+    """The run to record for a reserved job (the spec kept as the JSON the event carried)."""
     assert event.job_id is not None
     spec = event.payload.spec
-    return dict(
-        plan=spec.plan.value,
-        cache_key=run_cache_key(spec),
+    return NewRun(
         job_id=event.job_id,
         app_id=event.app_id,
         user_id=spec.user_id,
         model=spec.model,
-        spec=spec.model_dump(mode="json"),
+        spec_json=spec.model_dump_json(),
         hold_id=event.payload.hold_id,
         hold_amount=event.payload.amount,
         priority=spec.priority,
-        status=RunStatus.CANCELLED if cancelled_early else RunStatus.QUEUED,
-        cancel_requested=cancelled_early,
-        error_code=CANCELLED_ERROR.code.value if cancelled_early else None,
-        error_message=CANCELLED_ERROR.message if cancelled_early else None,
-        finished_at=datetime.now(UTC) if cancelled_early else None,
-        attempts=0,
-        claims=0,
-        lease_owner=None,
-        lease_until=None,
-        provider=None,
-        started_at=None,
-        enhanced_prompt=None,
-        cache_hit=False,
-        cost_usd=0,
+        plan=spec.plan.value,
+        cache_key=run_cache_key(spec) if spec.uses_cache else None,
+        cancelled=CANCELLED_ERROR if cancelled_early else None,
     )
 
 
@@ -139,13 +126,13 @@ async def enqueue_runs(uow: UnitOfWork, events: list[TokensReserved]) -> int:
     repo = RunRepository(uow.session)
     await repo.lock_jobs([e.job_id for e in events if e.job_id])
     early = await repo.pending_cancels([(e.job_id, e.app_id) for e in events if e.job_id])
-    rows = [_run_row(e, cancelled_early=(e.job_id, e.app_id) in early) for e in events]
-    inserted = await repo.insert_many(rows)
+    runs = [_new_run(e, cancelled_early=(e.job_id, e.app_id) in early) for e in events]
+    inserted = await repo.insert_many(runs)
     queued = 0
-    for event, row in zip(events, rows, strict=True):
-        if row["job_id"] not in inserted:
-            log.info("run for job %s already recorded", row["job_id"])
-        elif row["cancel_requested"]:
+    for event, run in zip(events, runs, strict=True):
+        if run.job_id not in inserted:
+            log.info("run for job %s already recorded", run.job_id)
+        elif run.cancelled is not None:
             _cancelled_at_once(uow, event)
         else:
             queued += 1
@@ -154,7 +141,10 @@ async def enqueue_runs(uow: UnitOfWork, events: list[TokensReserved]) -> int:
 
 
 def run_cache_key(spec: JobSpec) -> str | None:
-    """The job's prompt-cache key (None when its size is invalid: the run fails later)."""
+    """The job's prompt-cache key (None when its size is invalid: the run fails later).
+
+    Computed only for jobs that use the cache: a run without a key is never looked up nor
+    learned from (`learn_cache` and the claim both need one)."""
     try:
         size = image_size(spec.input.aspect_ratio, spec.input.width, spec.input.height)
     except InvalidSize:
