@@ -63,9 +63,11 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def _banded_png(width: int, height: int, colours: bytes) -> bytes:
     """A thumbnail written directly: four horizontal bands in the digest's colours."""
     rows = []
-    for y in range(height):
-        band = colours[3 * (4 * y // height) :][:3]
-        rows.append(b"\x00" + band * width)
+    y = 0
+    for n in range(4):  # band n covers the rows y with 4 * y // height == n
+        end = -(-(n + 1) * height // 4)  # first row of the next band
+        rows.append((b"\x00" + colours[3 * n : 3 * n + 3] * width) * (end - y))
+        y = end
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return (
         b"\x89PNG\r\n\x1a\n"
