@@ -83,14 +83,6 @@ _START = text(
               r.priority, r.created_at, CAST(r.spec AS text)
     """
 )
-_LOCK_OWNED_MANY = text(
-    """
-    SELECT job_id, cancel_requested, attempts FROM runs
-    WHERE job_id = ANY(CAST(:ids AS uuid[])) AND status = 'running' AND lease_owner = :owner
-    ORDER BY job_id FOR UPDATE
-    """
-)
-
 # New runs: queued, or cancelled at once when a cancel overtook the reservation.
 _INSERT_MANY = text(
     """
@@ -112,32 +104,51 @@ _INSERT_MANY = text(
     RETURNING job_id
     """
 )
-# The finish transaction's statements: one each per batch of finished runs, whatever its size.
-_FINISH_MANY = text(
+# The finish transaction in one statement: lock the runs this worker still holds (job id
+# order), end each with the outcome the worker chose for it — `if_cancelled` when its cancel
+# flag is set, its own otherwise — and log the attempts of the runs it ended.
+_FINISH_OWNED = text(
     """
-    UPDATE runs AS r
-    SET status = f.status, error_code = f.error_code, error_message = f.error_message,
-        provider = coalesce(f.provider, r.provider), attempts = r.attempts + f.add_attempts,
-        cost_usd = f.cost_usd, lease_owner = NULL, lease_until = NULL,
-        finished_at = now(), updated_at = now()
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:codes AS text[]),
-                CAST(:messages AS text[]), CAST(:providers AS text[]), CAST(:adds AS int[]),
-                CAST(:costs AS numeric[]))
-         AS f(job_id, status, error_code, error_message, provider, add_attempts, cost_usd)
-    WHERE r.job_id = f.job_id AND r.status = 'running'
-    """
-)
-_ADD_ATTEMPTS_MANY = text(
-    """
-    INSERT INTO attempts (job_id, app_id, claim, model, provider, provider_model_id,
-                          provider_task_id, cost_usd, latency_ms, outcome, error_code,
-                          error_message)
-    SELECT * FROM unnest(CAST(:jobs AS uuid[]), CAST(:apps AS uuid[]), CAST(:claims AS int[]),
-                         CAST(:models AS text[]), CAST(:providers AS text[]),
-                         CAST(:provider_model_ids AS text[]), CAST(:task_ids AS text[]),
-                         CAST(:costs AS numeric[]), CAST(:latencies AS int[]),
-                         CAST(:outcomes AS text[]), CAST(:codes AS text[]),
-                         CAST(:messages AS text[]))
+    WITH f AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]),
+                             CAST(:codes AS text[]), CAST(:messages AS text[]),
+                             CAST(:costs AS numeric[]), CAST(:c_statuses AS text[]),
+                             CAST(:c_codes AS text[]), CAST(:c_messages AS text[]),
+                             CAST(:c_costs AS numeric[]), CAST(:providers AS text[]),
+                             CAST(:adds AS int[]))
+            AS f(job_id, status, error_code, error_message, cost_usd, c_status, c_code,
+                 c_message, c_cost, provider, add_attempts)),
+    owned AS (
+        SELECT job_id, cancel_requested FROM runs
+        WHERE job_id = ANY(CAST(:ids AS uuid[])) AND status = 'running' AND lease_owner = :owner
+        ORDER BY job_id FOR UPDATE),
+    ended AS (
+        UPDATE runs AS r
+        SET status = CASE WHEN o.cancel_requested THEN f.c_status ELSE f.status END,
+            error_code = CASE WHEN o.cancel_requested THEN f.c_code ELSE f.error_code END,
+            error_message = CASE WHEN o.cancel_requested THEN f.c_message
+                                 ELSE f.error_message END,
+            cost_usd = CASE WHEN o.cancel_requested THEN f.c_cost ELSE f.cost_usd END,
+            provider = coalesce(f.provider, r.provider), attempts = r.attempts + f.add_attempts,
+            lease_owner = NULL, lease_until = NULL, finished_at = now(), updated_at = now()
+        FROM owned o JOIN f ON f.job_id = o.job_id
+        WHERE r.job_id = o.job_id
+        RETURNING r.job_id, o.cancel_requested, r.attempts),
+    logged AS (
+        INSERT INTO attempts (job_id, app_id, claim, model, provider, provider_model_id,
+                              provider_task_id, cost_usd, latency_ms, outcome, error_code,
+                              error_message)
+        SELECT a.* FROM unnest(CAST(:a_jobs AS uuid[]), CAST(:a_apps AS uuid[]),
+                               CAST(:a_claims AS int[]), CAST(:a_models AS text[]),
+                               CAST(:a_providers AS text[]),
+                               CAST(:a_provider_model_ids AS text[]),
+                               CAST(:a_task_ids AS text[]), CAST(:a_costs AS numeric[]),
+                               CAST(:a_latencies AS int[]), CAST(:a_outcomes AS text[]),
+                               CAST(:a_codes AS text[]), CAST(:a_messages AS text[]))
+            AS a(job_id, app_id, claim, model, provider, provider_model_id, provider_task_id,
+                 cost_usd, latency_ms, outcome, error_code, error_message)
+        WHERE a.job_id IN (SELECT job_id FROM ended))
+    SELECT job_id, cancel_requested, attempts FROM ended
     """
 )
 
@@ -155,13 +166,26 @@ class AttemptRecord:
 
 
 @dataclass(frozen=True)
-class FinishRecord:
-    job_id: UUID
+class Ending:
+    """A final status for a run, with its error and what it cost."""
+
     status: RunStatus
     error: ErrorInfo | None
-    provider: str | None
-    add_attempts: int
     cost_usd: Decimal
+
+
+@dataclass(frozen=True)
+class FinishRecord:
+    """How one run this worker holds ends: `ending`, or `if_cancelled` when its cancel flag is
+    set at the time of the final transaction (the worker decides both; SQL picks one)."""
+
+    job_id: UUID
+    app_id: UUID
+    claim: int
+    ending: Ending
+    if_cancelled: Ending
+    provider: str | None
+    attempts: Sequence[AttemptRecord]
 
 
 @dataclass(frozen=True)
@@ -221,6 +245,14 @@ class CatalogSnapshot:
     models: dict[str, CatalogModel] = field(default_factory=dict)
     providers: dict[str, ProviderInfo] = field(default_factory=dict)
     routes: dict[str, list[RouteOption]] = field(default_factory=dict)
+
+
+def _code(error: ErrorInfo | None) -> str | None:
+    return error.code.value if error else None
+
+
+def _message(error: ErrorInfo | None) -> str | None:
+    return error.message if error else None
 
 
 class CatalogRepository:
@@ -600,56 +632,45 @@ class RunRepository:
         )
         return (await self._exec(stmt)).scalars().first()  # type: ignore[no-any-return]
 
-    async def lock_owned_many(
-        self, job_ids: Sequence[UUID], owner: UUID
+    async def finish_owned(
+        self, records: Sequence[FinishRecord], owner: UUID
     ) -> dict[UUID, tuple[bool, int]]:
-        """`lock_owned` for many runs: job id → (cancel flag, attempts so far)."""
-        if not job_ids:
-            return {}
-        rows = (await self._core(_LOCK_OWNED_MANY, {"ids": list(job_ids), "owner": owner})).all()
-        return {job: (bool(flag), int(n)) for job, flag, n in rows}
-
-    async def finish_many(self, records: Sequence[FinishRecord]) -> None:
-        """Final status of runs this worker holds (locked by `lock_owned_many`): one UPDATE
-        over array parameters (asyncpg encodes the arrays; no per-row parameter processing)."""
+        """End the runs this worker still holds, with their attempt log, in one statement over
+        array parameters (rows locked in job id order). Returns job id → (cancel flag, attempts
+        so far) for each run it ended; a run missing there is not this worker's any more."""
         if not records:
-            return
-        await self._session.exec(  # type: ignore[call-overload]
-            _FINISH_MANY,
-            params={
+            return {}
+        attempts = [(r, a) for r in records for a in r.attempts]
+        rows = await self._core(
+            _FINISH_OWNED,
+            {
+                "owner": owner,
                 "ids": [r.job_id for r in records],
-                "statuses": [r.status.value for r in records],
-                "codes": [r.error.code.value if r.error else None for r in records],
-                "messages": [r.error.message if r.error else None for r in records],
+                "statuses": [r.ending.status.value for r in records],
+                "codes": [_code(r.ending.error) for r in records],
+                "messages": [_message(r.ending.error) for r in records],
+                "costs": [r.ending.cost_usd for r in records],
+                "c_statuses": [r.if_cancelled.status.value for r in records],
+                "c_codes": [_code(r.if_cancelled.error) for r in records],
+                "c_messages": [_message(r.if_cancelled.error) for r in records],
+                "c_costs": [r.if_cancelled.cost_usd for r in records],
                 "providers": [r.provider for r in records],
-                "adds": [r.add_attempts for r in records],
-                "costs": [r.cost_usd for r in records],
+                "adds": [len(r.attempts) for r in records],
+                "a_jobs": [r.job_id for r, _ in attempts],
+                "a_apps": [r.app_id for r, _ in attempts],
+                "a_claims": [r.claim for r, _ in attempts],
+                "a_models": [a.model for _, a in attempts],
+                "a_providers": [a.provider for _, a in attempts],
+                "a_provider_model_ids": [a.provider_model_id for _, a in attempts],
+                "a_task_ids": [a.provider_task_id for _, a in attempts],
+                "a_costs": [a.cost_usd for _, a in attempts],
+                "a_latencies": [a.latency_ms for _, a in attempts],
+                "a_outcomes": [a.outcome for _, a in attempts],
+                "a_codes": [_code(a.error) for _, a in attempts],
+                "a_messages": [_message(a.error) for _, a in attempts],
             },
         )
-
-    async def add_attempts_many(
-        self, rows: Sequence[tuple[UUID, UUID, int, "AttemptRecord"]]
-    ) -> None:
-        """The attempt log of many runs: one INSERT … SELECT over array parameters."""
-        if not rows:
-            return
-        await self._session.exec(  # type: ignore[call-overload]
-            _ADD_ATTEMPTS_MANY,
-            params={
-                "jobs": [job_id for job_id, _, _, _ in rows],
-                "apps": [app_id for _, app_id, _, _ in rows],
-                "claims": [claim for _, _, claim, _ in rows],
-                "models": [r.model for *_, r in rows],
-                "providers": [r.provider for *_, r in rows],
-                "provider_model_ids": [r.provider_model_id for *_, r in rows],
-                "task_ids": [r.provider_task_id for *_, r in rows],
-                "costs": [r.cost_usd for *_, r in rows],
-                "latencies": [r.latency_ms for *_, r in rows],
-                "outcomes": [r.outcome for *_, r in rows],
-                "codes": [r.error.code.value if r.error else None for *_, r in rows],
-                "messages": [r.error.message if r.error else None for *_, r in rows],
-            },
-        )
+        return {job: (bool(flag), int(n)) for job, flag, n in rows.all()}
 
     async def finish(
         self,

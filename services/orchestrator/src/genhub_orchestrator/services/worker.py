@@ -50,6 +50,7 @@ from genhub_orchestrator.adapters.repositories import (
     CacheRepository,
     CatalogRepository,
     CatalogSnapshot,
+    Ending,
     FinishRecord,
     ProviderInfo,
     RunRepository,
@@ -741,53 +742,61 @@ class RunWorker:
                     item.result.set_result(status)
 
     async def _write_finished(self, batch: list["_Finished"]) -> list[RunStatus | None]:
+        """One transaction for the batch: end the runs still ours (one statement), publish
+        each one's final event."""
+        records: list[FinishRecord] = []
+        for item in batch:
+            run, execution, staged = item.run, item.execution, item.staged
+            error = None if staged else final_error(execution.failures)
+            ending, if_cancelled = (
+                self._ending(
+                    settle(cancel_requested=flag, generated=bool(staged), error=error), execution
+                )
+                for flag in (False, True)
+            )
+            records.append(
+                FinishRecord(
+                    run.job_id,
+                    run.app_id,
+                    run.claim,
+                    ending,
+                    if_cancelled,
+                    execution.provider,
+                    execution.attempts,
+                )
+            )
+        statuses: list[RunStatus | None] = []
         async with self._uow() as uow:
-            repo = RunRepository(uow.session)
-            owned = await repo.lock_owned_many([i.run.job_id for i in batch], self.owner)
-            statuses: list[RunStatus | None] = []
-            finishes: list[FinishRecord] = []
-            attempt_rows: list[tuple[UUID, UUID, int, AttemptRecord]] = []
-            for item in batch:
-                run, execution, staged = item.run, item.execution, item.staged
-                state = owned.get(run.job_id)
+            ended = await RunRepository(uow.session).finish_owned(records, self.owner)
+            for item, record in zip(batch, records, strict=True):
+                state = ended.get(item.run.job_id)
                 if state is None:
-                    log.warning("run %s is no longer ours; dropping its result", run.job_id)
+                    log.warning("run %s is no longer ours; dropping its result", item.run.job_id)
                     statuses.append(None)
                     continue
-                cancel_requested, previous_attempts = state
-                outcome = settle(
-                    cancel_requested=cancel_requested,
-                    generated=bool(staged),
-                    error=None if staged else final_error(execution.failures),
+                cancel_requested, attempts = state
+                ending = record.if_cancelled if cancel_requested else record.ending
+                uow.publish(
+                    self._final_event(item.run, item.execution, item.staged, ending, attempts)
                 )
-                attempts = previous_attempts + len(execution.attempts)
-                cost = execution.cost_usd if outcome.status is RunStatus.GENERATED else Decimal(0)
-                attempt_rows += [(run.job_id, run.app_id, run.claim, a) for a in execution.attempts]
-                finishes.append(
-                    FinishRecord(
-                        run.job_id,
-                        outcome.status,
-                        outcome.error,
-                        execution.provider,
-                        len(execution.attempts),
-                        cost,
-                    )
-                )
-                uow.publish(self._final_event(run, execution, staged, outcome, attempts, cost))
-                statuses.append(outcome.status)
-            await repo.add_attempts_many(attempt_rows)
-            await repo.finish_many(finishes)
+                statuses.append(ending.status)
             await uow.commit()
         return statuses
+
+    @staticmethod
+    def _ending(outcome: Outcome, execution: Execution) -> Ending:
+        generated = outcome.status is RunStatus.GENERATED
+        return Ending(
+            outcome.status, outcome.error, execution.cost_usd if generated else Decimal(0)
+        )
 
     @staticmethod
     def _final_event(
         run: ClaimedRun,
         execution: Execution,
         staged: list[StagedOutput],
-        outcome: Outcome,
+        outcome: Ending,
         attempts: int,
-        cost: Decimal,
     ) -> JobGenerated | JobCompleted:
         spec = run.spec
         if outcome.status is RunStatus.GENERATED:
@@ -802,7 +811,7 @@ class RunWorker:
                     output_format=spec.input.output_format.value,
                     staged=staged,
                     attempts=attempts,
-                    provider_cost_usd=str(cost),
+                    provider_cost_usd=str(outcome.cost_usd),
                 ),
             )
         return job_completed(
