@@ -190,10 +190,13 @@ def outcomes(items: Sequence[Item], rows: Sequence[Any]) -> list[Outcome]:
         usages = []
         for limit in item.limits:
             row = counted[(req, limit.bucket)]
+            # A window opened by a transaction that started after ours (and committed while
+            # we waited on its lock) ends up to a few ms more than window_s after our now().
+            reset_s = min(float(row["reset_s"]), float(limit.window_s))
             if row["allowed"]:
-                usages.append(Usage(limit, True, int(row["count"]), float(row["reset_s"])))
+                usages.append(Usage(limit, True, int(row["count"]), reset_s))
             else:
-                usages.append(Usage(limit, False, limit.quota, float(row["reset_s"])))
+                usages.append(Usage(limit, False, limit.quota, reset_s))
         results.append(Outcome(usages, req in written))
     return results
 
