@@ -9,7 +9,7 @@ from fastapi.middleware import Middleware
 from genhub_platform.kafka import BrokerPublisher
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
-from genhub_gateway import openapi_examples, services
+from genhub_gateway import gctune, openapi_examples, services
 from genhub_gateway.adapters.accept import JobAcceptor
 from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore, admin_token_loader, db_loader
@@ -90,6 +90,11 @@ def create_app(
                 pruned = await services.prune_idempotency_keys(uow, ttl, limit=1000)
             await asyncio.sleep(1 if pruned >= 1000 else 300)
 
+    async def tune_gc() -> None:
+        # Once: the app has started (imports, routes, pools, caches) when background loops run.
+        gctune.tune_for_serving()
+
+    runtime.background.append(tune_gc)
     runtime.background.append(close_upstreams)
     runtime.background.append(prune_idempotency_keys)
     # Without an exporter FastAPI's request spans are off and the platform gives each request
