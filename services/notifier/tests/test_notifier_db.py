@@ -1602,7 +1602,7 @@ async def record_batch(
     sessions: SessionFactory, recorder: EventRecorder, events: list[JobCompleted], *, commit: bool
 ) -> None:
     async with uow_for(sessions) as uow:
-        await recorder.record_completions(uow, events, T0)
+        await recorder.record_job_events(uow, events, T0)
         if commit:
             await uow.commit()
 
@@ -1806,7 +1806,7 @@ async def test_sends_cost_no_claim_and_a_retry_due_later_is_sent_on_time(
     async with running(dispatcher):
         await wait_for(lambda: claims.calls == 1)  # the start-up claim
         async with uow_for(sessions) as uow:
-            await recorder.record_completions(
+            await recorder.record_job_events(
                 uow, [completed(app, j, JobStatus.FAILED) for j in jobs], real_now()
             )
             await uow.commit()
@@ -1868,7 +1868,7 @@ async def test_rows_held_back_by_the_endpoint_bound_are_claimed_when_a_slot_free
     recorder = EventRecorder(FANOUT, handoff=dispatcher)
     async with running(dispatcher):
         async with uow_for(sessions) as uow:
-            await recorder.record_completions(
+            await recorder.record_job_events(
                 uow, [completed(app, j, JobStatus.FAILED) for j in jobs], real_now()
             )
             await uow.commit()

@@ -6,9 +6,9 @@ be decoded, or whose handler keeps failing on the same input, goes to `<topic>.d
 error attached, so one poison message never blocks its partition.
 
 Hot topics can be consumed in batches (`EventConsumer.on_batch`): one unit of work per batch,
-one inbox statement for the whole batch, the handler sees every fresh event at once. Several
-topics can share one batch subscription, so a batch spanning them is one unit of work. A batch
-that fails is retried event by event, so a poison message is still dead-lettered alone.
+one inbox statement for the whole batch, the handler sees every fresh event at once (a handler
+may take several topics: a batch spanning them is still one unit of work). A batch that fails
+is retried event by event, so a poison message is still dead-lettered alone.
 """
 
 import asyncio
@@ -133,14 +133,12 @@ class _Registration:
 
 @dataclass(frozen=True)
 class _BatchRegistration:
-    event_cls: type[Envelope[Any]]
+    event_classes: dict[str, type[Envelope[Any]]]  # by contract topic
     handler: BatchHandler[Any]
     name: str
     max_records: int
     timeout_ms: int
     after_commit: Callable[[], None] | None
-    subscription: str  # registrations sharing it share one Kafka subscriber
-    order: int  # registration order: the order handlers run in within a batch
 
 
 @dataclass(frozen=True)
@@ -148,37 +146,29 @@ class _BatchItem:
     """One decoded record of a fetched batch and the route it belongs to."""
 
     route: _BatchRegistration
+    topic: str  # the contract topic (no prefix)
     record: Any
     event: Envelope[Any]
 
 
 _INBOX_MANY_SQL = text(
     "INSERT INTO processed_events (consumer, event_id)"
-    " SELECT consumer, id FROM unnest(CAST(:consumers AS text[]), CAST(:ids AS uuid[]))"
-    " AS fresh(consumer, id) ON CONFLICT DO NOTHING RETURNING consumer, event_id"
+    " SELECT :consumer, id FROM unnest(CAST(:ids AS uuid[])) AS id"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
 )
-
-
-async def record_first_deliveries_of(
-    session: AsyncSession, deliveries: Iterable[tuple[str, UUID]]
-) -> set[tuple[str, UUID]]:
-    """Inbox check for many (consumer, event id) pairs in one statement: the pairs not seen."""
-    pairs = list(dict.fromkeys(deliveries))
-    if not pairs:
-        return set()
-    result = await session.exec(  # type: ignore[call-overload]
-        _INBOX_MANY_SQL,
-        params={"consumers": [c for c, _ in pairs], "ids": [i for _, i in pairs]},
-    )
-    return {(row[0], row[1]) for row in result.all()}
 
 
 async def record_first_deliveries(
     session: AsyncSession, consumer: str, event_ids: Iterable[UUID]
 ) -> set[UUID]:
-    """Inbox check for many events of one consumer: the ids it had not seen."""
-    fresh = await record_first_deliveries_of(session, ((consumer, i) for i in event_ids))
-    return {event_id for _, event_id in fresh}
+    """Inbox check for many events in one statement: the ids this consumer had not seen."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return set()
+    result = await session.exec(  # type: ignore[call-overload]
+        _INBOX_MANY_SQL, params={"consumer": consumer, "ids": ids}
+    )
+    return {row[0] for row in result.all()}
 
 
 class EventConsumer:
@@ -231,47 +221,44 @@ class EventConsumer:
 
     def on_batch(
         self,
-        event_cls: type[EventT],
-        *,
+        *event_classes: type[EventT],
         name: str | None = None,
         max_records: int = 500,
         timeout_ms: int = 5,
         after_commit: Callable[[], None] | None = None,
-        subscription: str | None = None,
     ) -> Callable[[BatchHandler[EventT]], BatchHandler[EventT]]:
-        """Register `async def handler(events, uow)` for a topic consumed in batches.
+        """Register `async def handler(events, uow)` for topics consumed in batches.
 
         Up to `max_records` messages (whatever arrived within `timeout_ms`) are applied in one
         unit of work: the inbox is checked for all of them at once and the handler gets only
-        the events this consumer has not applied before, in delivery order. `after_commit`
-        runs after each committed batch (e.g. to wake an outbox relay for rows the handler
-        inserted in bulk). One batch handler per topic, and a batch topic has no other route.
-
-        Each topic has a subscriber of its own unless registrations name the same
-        `subscription`: those topics are fetched together and a batch spanning them is one
-        unit of work, its handlers called in registration order (register the handlers that
-        record facts before the ones that use them); the first registration's `max_records`
-        and `timeout_ms` apply.
+        the events this consumer has not applied before, in delivery order. With several event
+        classes, their topics are fetched by one subscriber and a batch may mix them (order
+        is kept within a partition, not across topics). `after_commit` runs after each
+        committed batch (e.g. to wake an outbox relay for rows the handler inserted in bulk).
+        One batch handler per topic, and a batch topic has no other route.
         """
+        if not event_classes:
+            raise ValueError("on_batch needs at least one event class")
         if max_records < 1 or timeout_ms < 0:
             raise ValueError("max_records must be >= 1 and timeout_ms >= 0")
 
         def register(handler: BatchHandler[EventT]) -> BatchHandler[EventT]:
             if self._bound:
                 raise RuntimeError("register handlers before the broker starts")
-            topic = event_cls.TOPIC
-            if topic in self._routes or topic in self._batch_routes:
-                raise ValueError(f"{topic} already has a handler")
-            self._batch_routes[topic] = _BatchRegistration(
-                event_cls,
+            by_topic: dict[str, type[Envelope[Any]]] = {cls.TOPIC: cls for cls in event_classes}
+            for topic in by_topic:
+                if topic in self._routes or topic in self._batch_routes:
+                    raise ValueError(f"{topic} already has a handler")
+            registration = _BatchRegistration(
+                by_topic,
                 handler,
                 f"{self._group_id}.{name or handler.__name__}",
                 max_records,
                 timeout_ms,
                 after_commit,
-                subscription or topic,
-                len(self._batch_routes),
             )
+            for topic in by_topic:
+                self._batch_routes[topic] = registration
             return handler
 
         return register
@@ -284,11 +271,8 @@ class EventConsumer:
         """
         if self._bound:
             return
-        subscriptions: dict[str, list[_BatchRegistration]] = {}
-        for registration in self._batch_routes.values():
-            subscriptions.setdefault(registration.subscription, []).append(registration)
-        for name, registrations in subscriptions.items():
-            self._bind_batch(name, registrations)
+        for registration in {id(r): r for r in self._batch_routes.values()}.values():
+            self._bind_batch(registration)
         self._bound = True
         if not self._routes:
             return
@@ -312,72 +296,67 @@ class EventConsumer:
             auto_offset_reset="earliest",
         )(consume)
 
-    def _bind_batch(self, name: str, routes: list[_BatchRegistration]) -> None:
+    def _bind_batch(self, route: _BatchRegistration) -> None:
         """A batch subscriber of its own (same group), so the other topics keep their path."""
 
         async def consume_batch(message: KafkaMessage) -> None:
             raw = message.raw_message
             await self.apply_records(raw if isinstance(raw, tuple | list) else (raw,))
 
-        consume_batch.__name__ = f"{self._group_id}_{name.replace('.', '_')}_batches"
+        name = route.name.removeprefix(self._group_id + ".")
+        consume_batch.__name__ = f"{self._group_id}_{name}_batches"
         self._broker.subscriber(
-            *(self._prefix + route.event_cls.TOPIC for route in routes),
+            *(self._prefix + topic for topic in route.event_classes),
             group_id=self._prefix + self._group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             batch=True,
-            max_records=routes[0].max_records,
-            batch_timeout_ms=routes[0].timeout_ms,
+            max_records=route.max_records,
+            batch_timeout_ms=route.timeout_ms,
         )(consume_batch)
 
     async def apply_records(self, records: Iterable[Any]) -> None:
-        """Apply one fetched batch of Kafka records (`topic`, `value`, `key`, `headers`) of
-        batch-consumed topics in one unit of work; an undecodable record is dead-lettered on
-        its own."""
-        items: list[_BatchItem] = []
+        """Apply one fetched batch of Kafka records (`topic`, `value`, `key`, `headers`):
+        each handler's fresh events in one unit of work; an undecodable record is
+        dead-lettered on its own."""
+        by_route: dict[int, list[_BatchItem]] = {}
         for record in records:
-            route = self._batch_routes[record.topic.removeprefix(self._prefix)]
+            topic = record.topic.removeprefix(self._prefix)
+            route = self._batch_routes[topic]
             try:
-                event = route.event_cls.model_validate_json(record.value)
+                event = route.event_classes[topic].model_validate_json(record.value)
             except ValidationError as exc:
-                await self._dead_letter_record(route.event_cls.TOPIC, route.name, record, exc)
+                await self._dead_letter_record(topic, route.name, record, exc)
                 continue
-            items.append(_BatchItem(route, record, event))
-        if items:
+            by_route.setdefault(id(route), []).append(_BatchItem(route, topic, record, event))
+        for items in by_route.values():
             await self._apply_batch(items)
 
     async def _apply_batch(self, items: list[_BatchItem]) -> None:
-        """Apply a batch in one unit of work; if it fails, apply its events one by one."""
-        unique: dict[tuple[str, UUID], _BatchItem] = {}
+        """Apply one handler's batch in one unit of work; if it fails, event by event."""
+        route = items[0].route
+        unique: dict[UUID, _BatchItem] = {}
         for item in items:
-            unique.setdefault((item.route.name, item.event.event_id), item)
+            unique.setdefault(item.event.event_id, item)
         items = list(unique.values())
-        routes = sorted({item.route for item in items}, key=lambda route: route.order)
         attempts = self._max_attempts if len(items) == 1 else 1
         last_error: Exception | None = None
         for attempt in range(1, attempts + 1):
             try:
-                applied: list[_BatchRegistration] = []
                 async with self._uow_factory() as uow:
-                    fresh = await record_first_deliveries_of(uow.session, unique)
-                    for route in routes:
-                        mine = [item.event for item in items if item.route is route]
-                        events = [e for e in mine if (route.name, e.event_id) in fresh]
-                        if skipped := len(mine) - len(events):
-                            DUPLICATES.labels(route.name).inc(skipped)
-                            log.info("%d duplicate event(s) skipped by %s", skipped, route.name)
-                        if events:
-                            await route.handler(events, uow)
-                            applied.append(route)
+                    fresh = await record_first_deliveries(uow.session, route.name, unique)
+                    events = [item.event for item in items if item.event.event_id in fresh]
+                    if skipped := len(items) - len(events):
+                        DUPLICATES.labels(route.name).inc(skipped)
+                        log.info("%d duplicate event(s) skipped by %s", skipped, route.name)
+                    if events:
+                        await route.handler(events, uow)
                     await uow.commit()
-                for route in applied:
-                    if route.after_commit is not None:
-                        route.after_commit()
+                if route.after_commit is not None and events:
+                    route.after_commit()
                 return
             except TRANSIENT_ERRORS:
-                log.warning(
-                    "transient failure in %s; will redeliver", routes[0].name, exc_info=True
-                )
+                log.warning("transient failure in %s; will redeliver", route.name, exc_info=True)
                 await asyncio.sleep(min(2.0, 0.2 * attempt))
                 raise
             except DBAPIError as exc:
@@ -388,8 +367,8 @@ class EventConsumer:
             except Exception as exc:
                 last_error = exc
             log.warning(
-                "batch handler(s) %s failed on %d event(s) (attempt %d/%d)",
-                ", ".join(route.name for route in routes),
+                "batch handler %s failed on %d event(s) (attempt %d/%d)",
+                route.name,
                 len(items),
                 attempt,
                 attempts,
@@ -403,9 +382,7 @@ class EventConsumer:
                 await self._apply_batch([item])
             return
         item = items[0]
-        await self._dead_letter_record(
-            item.route.event_cls.TOPIC, item.route.name, item.record, last_error
-        )
+        await self._dead_letter_record(item.topic, route.name, item.record, last_error)
 
     async def _apply(
         self,

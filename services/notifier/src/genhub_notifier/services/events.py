@@ -2,13 +2,13 @@
 
 All of them are idempotent on their own (ON CONFLICT DO NOTHING, ids derived from the
 event), on top of the consumer's inbox de-duplication: a replayed event never adds a second
-message or delivery. The list forms take a whole Kafka batch in one unit of work.
+message or delivery. `record_job_events` takes a whole Kafka batch in one unit of work.
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from genhub_contracts import JobCompleted, JobRequested, LowBalance, TokensRejected, TokensSettled
 from genhub_platform.uow import UnitOfWork
@@ -31,10 +31,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _rejection(event: TokensRejected) -> NewMessage | None:
-    if event.job_id is None:
-        log.warning("tokens.rejected without job_id ignored")
-        return None
+def _rejection(event: TokensRejected) -> NewMessage:
+    assert event.job_id is not None
     payload = event.payload
     return NewMessage(
         id=job_message_id(event.job_id, WebhookEventType.REJECTED),
@@ -52,10 +50,8 @@ def _rejection(event: TokensRejected) -> NewMessage | None:
     )
 
 
-def _completion(event: JobCompleted) -> NewMessage | None:
-    if event.job_id is None:
-        log.warning("job.completed without job_id ignored")
-        return None
+def _completion(event: JobCompleted) -> NewMessage:
+    assert event.job_id is not None
     payload = event.payload
     error = payload.error
     event_type = WebhookEventType.for_status(payload.status)
@@ -89,6 +85,33 @@ def _low_balance(event: LowBalance) -> NewMessage:
     )
 
 
+JobEvent = JobRequested | TokensSettled | TokensRejected | JobCompleted
+
+
+def _subscription_row(event: JobRequested) -> dict[str, Any]:
+    spec = event.payload.spec
+    return {
+        "job_id": event.job_id,
+        "app_id": event.app_id,
+        "user_id": spec.user_id,
+        "model": spec.model,
+        "webhook_url": str(spec.webhook_url) if spec.webhook_url else None,
+        "metadata": spec.metadata,
+        "requested_at": event.occurred_at,
+    }
+
+
+def _settlement_row(event: TokensSettled) -> dict[str, Any]:
+    payload = event.payload
+    return {
+        "job_id": event.job_id,
+        "app_id": event.app_id,
+        "outcome": payload.outcome,
+        "charged": payload.charged,
+        "refunded": payload.refunded,
+    }
+
+
 class EventRecorder:
     """`handoff` (the dispatcher): new deliveries are leased to this process in the recording
     transaction and sent as soon as it commits, with no wait for a claim round."""
@@ -97,86 +120,54 @@ class EventRecorder:
         self._config = config
         self._handoff = handoff
 
-    async def remember_jobs(
-        self, uow: UnitOfWork, events: list[JobRequested], now: datetime | None = None
+    async def record_job_events(
+        self, uow: UnitOfWork, events: Sequence[JobEvent], now: datetime | None = None
     ) -> None:
-        jobs: list[tuple[UUID, UUID]] = []
-        rows: list[dict[str, Any]] = []
+        """One Kafka batch of the job topics in one unit of work: the facts (requests,
+        settlements) first, then the messages (rejections, job ends) planned with them. A
+        job's end and its settlement in the same batch give a delivery at once; a message
+        recorded earlier that waited for a fact arriving here is released."""
+        now = now or utcnow()
+        facts: list[JobRequested | TokensSettled] = []
+        messages: list[NewMessage] = []
         for event in events:
             if event.job_id is None:
-                log.warning("job.requested without job_id ignored")
-                continue
-            spec = event.payload.spec
-            rows.append(
-                {
-                    "job_id": event.job_id,
-                    "app_id": event.app_id,
-                    "user_id": spec.user_id,
-                    "model": spec.model,
-                    "webhook_url": str(spec.webhook_url) if spec.webhook_url else None,
-                    "metadata": spec.metadata,
-                    "requested_at": event.occurred_at,
-                }
-            )
-            jobs.append((event.app_id, event.job_id))
-        await repo.lock_jobs(uow.session, [job for _, job in jobs])
-        await repo.insert_subscriptions(uow.session, rows)
-        # A terminal event may have overtaken these (other topic): release it.
-        await self._wake(uow, jobs, now)
-
-    async def remember_settlements(
-        self, uow: UnitOfWork, events: list[TokensSettled], now: datetime | None = None
-    ) -> None:
-        jobs: list[tuple[UUID, UUID]] = []
-        rows: list[dict[str, Any]] = []
-        for event in events:
-            if event.job_id is None:
-                continue
-            payload = event.payload
-            rows.append(
-                {
-                    "job_id": event.job_id,
-                    "app_id": event.app_id,
-                    "outcome": payload.outcome,
-                    "charged": payload.charged,
-                    "refunded": payload.refunded,
-                }
-            )
-            jobs.append((event.app_id, event.job_id))
-        await repo.lock_jobs(uow.session, [job for _, job in jobs])
-        await repo.insert_settlements(uow.session, rows)
-        await self._wake(uow, jobs, now)
-
-    async def _wake(
-        self, uow: UnitOfWork, jobs: list[tuple[UUID, UUID]], now: datetime | None
-    ) -> None:
-        """The facts these jobs' waiting messages needed just arrived (in this transaction):
-        resolve them here, so their deliveries are due when this commits, with no trip
-        through the waiting-message loop."""
-        messages = await repo.lock_waiting_messages_of(uow.session, jobs)
-        await resolve_many(uow.session, messages, self._config, now or utcnow(), self._handoff)
-
-    async def record_rejections(
-        self, uow: UnitOfWork, events: list[TokensRejected], now: datetime | None = None
-    ) -> None:
-        await self._record(uow, [_rejection(e) for e in events], now)
-
-    async def record_completions(
-        self, uow: UnitOfWork, events: list[JobCompleted], now: datetime | None = None
-    ) -> None:
-        await self._record(uow, [_completion(e) for e in events], now)
+                log.warning("%s without job_id ignored", event.TYPE)
+            elif isinstance(event, JobRequested | TokensSettled):
+                facts.append(event)
+            else:
+                messages.append(
+                    _rejection(event) if isinstance(event, TokensRejected) else _completion(event)
+                )
+        # Every job of the batch locked once, in id order (see repo.lock_jobs).
+        await repo.lock_jobs(uow.session, [e.job_id for e in events if e.job_id is not None])
+        await repo.insert_subscriptions(
+            uow.session, [_subscription_row(e) for e in facts if isinstance(e, JobRequested)]
+        )
+        await repo.insert_settlements(
+            uow.session, [_settlement_row(e) for e in facts if isinstance(e, TokensSettled)]
+        )
+        if facts:
+            jobs = list({(e.app_id, e.job_id) for e in facts if e.job_id is not None})
+            waiting = await repo.lock_waiting_messages_of(uow.session, jobs)
+            await resolve_many(uow.session, waiting, self._config, now, self._handoff)
+        await self._record(uow, messages, now, jobs_locked=True)
 
     async def record_low_balance(
         self, uow: UnitOfWork, event: LowBalance, now: datetime | None = None
     ) -> None:
-        await self._record(uow, [_low_balance(event)], now)
+        await self._record(uow, [_low_balance(event)], now or utcnow())
 
     async def _record(
-        self, uow: UnitOfWork, items: list[NewMessage | None], now: datetime | None
+        self,
+        uow: UnitOfWork,
+        messages: list[NewMessage],
+        now: datetime,
+        *,
+        jobs_locked: bool = False,
     ) -> None:
-        messages = [m for m in items if m is not None]
         created = await record_messages(
-            uow.session, self._config, messages, now or utcnow(), self._handoff
+            uow.session, self._config, messages, now, self._handoff, jobs_locked=jobs_locked
         )
         if created:
             log.info("messages recorded", extra={"messages": created})
@@ -186,19 +177,19 @@ class EventRecorder:
     async def remember_job(
         self, uow: UnitOfWork, event: JobRequested, now: datetime | None = None
     ) -> None:
-        await self.remember_jobs(uow, [event], now)
+        await self.record_job_events(uow, [event], now)
 
     async def remember_settlement(
         self, uow: UnitOfWork, event: TokensSettled, now: datetime | None = None
     ) -> None:
-        await self.remember_settlements(uow, [event], now)
+        await self.record_job_events(uow, [event], now)
 
     async def record_rejection(
         self, uow: UnitOfWork, event: TokensRejected, now: datetime | None = None
     ) -> None:
-        await self.record_rejections(uow, [event], now)
+        await self.record_job_events(uow, [event], now)
 
     async def record_completion(
         self, uow: UnitOfWork, event: JobCompleted, now: datetime | None = None
     ) -> None:
-        await self.record_completions(uow, [event], now)
+        await self.record_job_events(uow, [event], now)

@@ -267,17 +267,22 @@ async def record_messages(
     items: list[NewMessage],
     now: datetime,
     handoff: Handoff | None = None,
+    *,
+    jobs_locked: bool = False,
 ) -> int:
     """Insert new messages (idempotent by id) already planned, and their deliveries. A few
-    statements for the whole batch; returns how many messages were new."""
+    statements for the whole batch; returns how many messages were new. `jobs_locked`: the
+    caller already holds the locks of the messages' jobs."""
     items = list({m.id: m for m in reversed(items)}.values())[::-1]  # first of each id
     if not items:
         return 0
     # A job's settlement or request recorded concurrently is either committed before these
     # reads or finds these messages waiting once this commits (repo.lock_jobs).
-    await repo.lock_jobs(
-        session, [m.job_id for m in items if m.event_type.is_job_event and m.job_id is not None]
-    )
+    if not jobs_locked:
+        await repo.lock_jobs(
+            session,
+            [m.job_id for m in items if m.event_type.is_job_event and m.job_id is not None],
+        )
     facts = await _facts(session, items)
 
     def job_facts(m: NewMessage) -> tuple[JobSubscription | None, JobSettlement | None]:
