@@ -1,6 +1,5 @@
 """Request and response bodies of the gateway's HTTP API (they shape the OpenAPI document)."""
 
-import json
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -9,6 +8,7 @@ from genhub_contracts import AppOptions, GenerationInput, JobStatus, Plan
 from genhub_contracts.jobs import Watermark
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from genhub_gateway.domain import jsontext
 from genhub_gateway.domain.identifiers import SLUG_PATTERN, USER_ID_PATTERN
 
 MAX_METADATA_BYTES = 8 * 1024
@@ -177,7 +177,7 @@ class GenerateRequest(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+        if jsontext.compact_length(value) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
         return value
 

@@ -2,13 +2,14 @@
 and the `Prefer: wait=N` header. Plain functions, no I/O."""
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from genhub_gateway.domain import jsontext
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
@@ -23,14 +24,8 @@ def fingerprint(scope: str, user_id: str, body: Mapping[str, Any]) -> str:
     client's JSON do not matter; defaults are filled in by the caller (the parsed model), so an
     omitted field and the same field sent with its default value are the same request.
     """
-    canonical = json.dumps(
-        {"scope": scope, "user_id": user_id, "body": body},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = jsontext.canonical({"scope": scope, "user_id": user_id, "body": body})
+    return hashlib.sha256(canonical).hexdigest()
 
 
 @dataclass(frozen=True)
