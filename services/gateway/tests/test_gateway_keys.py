@@ -1,5 +1,6 @@
 """API keys, identifier shapes, the key cache and the model catalog cache."""
 
+import asyncio
 import hashlib
 
 import httpx
@@ -101,6 +102,73 @@ async def test_key_store_caches_found_keys_for_the_ttl_only() -> None:
     store.invalidate()
     await store.owner("h")
     assert calls[-1] == "h"
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+    current = owner()
+
+    async def load(key_hash: str) -> KeyOwner | None:
+        calls.append(key_hash)
+        await release.wait()
+        return current if key_hash == "h" else None
+
+    store = KeyStore(load, ttl_s=5, clock=Clock())
+    waiting = [asyncio.create_task(store.owner(h)) for h in ["h"] * 5 + ["other"] * 3]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # a request that goes away does not cancel the others' load
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiting[1:])
+    assert results == [current] * 4 + [None] * 3
+    assert calls == ["h", "other"]
+    assert await store.owner("h") is current and calls == ["h", "other"]  # cached
+    assert await store.owner("other") is None and calls == ["h", "other", "other"]  # not
+
+
+async def test_a_failed_load_fails_its_waiters_and_the_next_request_loads_again() -> None:
+    attempts: list[int] = []
+    release = asyncio.Event()
+
+    async def load(key_hash: str) -> KeyOwner | None:
+        attempts.append(1)
+        await release.wait()
+        if len(attempts) == 1:
+            raise ConnectionError("database down")
+        return owner()
+
+    store = KeyStore(load, ttl_s=5, clock=Clock())
+    waiting = [asyncio.create_task(store.owner("h")) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes) and len(attempts) == 1
+    assert await store.owner("h") is not None and len(attempts) == 2
+
+
+async def test_a_load_started_before_invalidate_is_not_cached_nor_shared_after_it() -> None:
+    release = asyncio.Event()
+    versions = iter([owner(), owner(revoked=True)])
+    calls: list[str] = []
+
+    async def load(key_hash: str) -> KeyOwner | None:
+        calls.append(key_hash)
+        found = next(versions)
+        if len(calls) == 1:
+            await release.wait()
+        return found
+
+    store = KeyStore(load, ttl_s=5, clock=Clock())
+    before = asyncio.create_task(store.owner("h"))
+    await asyncio.sleep(0)
+    store.invalidate()  # say this replica revoked the key meanwhile
+    after = await store.owner("h")  # a load of its own, which sees the revocation
+    assert after is not None and after.revoked
+    release.set()
+    assert not (await before).revoked  # answered from the older read, as before
+    cached = await store.owner("h")
+    assert cached is after and calls == ["h", "h"]
 
 
 async def test_model_catalog_caches_and_serves_stale_when_orchestrator_is_down() -> None:
