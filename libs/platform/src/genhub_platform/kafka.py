@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -30,10 +31,10 @@ from genhub_contracts import Envelope, topics
 from opentelemetry import trace
 from prometheus_client import REGISTRY, Counter
 from pydantic import ValidationError
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from genhub_platform import db
 from genhub_platform.settings import PlatformSettings
 from genhub_platform.uow import UnitOfWork
 
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 EventT = TypeVar("EventT", bound=Envelope[Any])
 Handler = Callable[[EventT, UnitOfWork], Awaitable[None]]
 BatchHandler = Callable[[list[EventT], UnitOfWork], Awaitable[None]]
+# A batch handler of any event list (with several topics, a list of their union).
+BatchHandlerT = TypeVar("BatchHandlerT", bound=Callable[[Any, UnitOfWork], Awaitable[None]])
 
 DEAD_LETTERS = Counter(
     "genhub_dead_letters_total", "Messages sent to a dead-letter topic", ["topic", "consumer"]
@@ -51,11 +54,15 @@ DUPLICATES = Counter(
 )
 
 # Errors that say the infrastructure is unwell, not the message: retry by redelivery, never DLQ.
+# (asyncpg's own for statements sent through `db.driver`: connection lost, server shutting down.)
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     ConnectionError,
     TimeoutError,
     OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
 )
 
 
@@ -151,9 +158,9 @@ class _BatchItem:
     event: Envelope[Any]
 
 
-_INBOX_MANY_SQL = text(
+_INBOX_MANY_SQL = (
     "INSERT INTO processed_events (consumer, event_id)"
-    " SELECT :consumer, id FROM unnest(CAST(:ids AS uuid[])) AS id"
+    " SELECT $1, id FROM unnest(CAST($2 AS uuid[])) AS id"
     " ON CONFLICT DO NOTHING RETURNING event_id"
 )
 
@@ -165,10 +172,7 @@ async def record_first_deliveries(
     ids = list(dict.fromkeys(event_ids))
     if not ids:
         return set()
-    result = await session.exec(  # type: ignore[call-overload]
-        _INBOX_MANY_SQL, params={"consumer": consumer, "ids": ids}
-    )
-    return {row[0] for row in result.all()}
+    return {row[0] for row in await db.fetch(session, _INBOX_MANY_SQL, consumer, ids)}
 
 
 class EventConsumer:
@@ -221,12 +225,12 @@ class EventConsumer:
 
     def on_batch(
         self,
-        *event_classes: type[EventT],
+        *event_classes: type[Envelope[Any]],
         name: str | None = None,
         max_records: int = 500,
         timeout_ms: int = 5,
         after_commit: Callable[[], None] | None = None,
-    ) -> Callable[[BatchHandler[EventT]], BatchHandler[EventT]]:
+    ) -> Callable[[BatchHandlerT], BatchHandlerT]:
         """Register `async def handler(events, uow)` for topics consumed in batches.
 
         Up to `max_records` messages (whatever arrived within `timeout_ms`) are applied in one
@@ -242,7 +246,7 @@ class EventConsumer:
         if max_records < 1 or timeout_ms < 0:
             raise ValueError("max_records must be >= 1 and timeout_ms >= 0")
 
-        def register(handler: BatchHandler[EventT]) -> BatchHandler[EventT]:
+        def register(handler: BatchHandlerT) -> BatchHandlerT:
             if self._bound:
                 raise RuntimeError("register handlers before the broker starts")
             by_topic: dict[str, type[Envelope[Any]]] = {cls.TOPIC: cls for cls in event_classes}

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, or_, text, tuple_, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from genhub_platform import db
+from sqlalchemy import func, or_, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,8 +18,6 @@ from genhub_notifier.adapters.tables import (
     Delivery,
     DeliveryAttempt,
     Endpoint,
-    JobSettlement,
-    JobSubscription,
     Message,
     SigningSecret,
 )
@@ -28,12 +27,17 @@ from genhub_notifier.domain.delivery import DeliveryStatus, MessageStatus, Trans
 DUE_CHANNEL = "genhub_notifier_due"
 
 
+_NOTIFY_DUE = db.Statement(f"SELECT pg_notify('{DUE_CHANNEL}', '')")
+
+
 async def notify_due(session: AsyncSession) -> None:
     """Wake every dispatcher once this transaction commits (new or replayed work is due)."""
-    await session.exec(text(f"SELECT pg_notify('{DUE_CHANNEL}', '')"))  # type: ignore[call-overload]
+    await _NOTIFY_DUE.execute(session)
 
 
-def _unnest_insert(table: str, columns: Sequence[tuple[str, str]], returning: str = "") -> Any:
+def _unnest_insert(
+    table: str, columns: Sequence[tuple[str, str]], returning: str = ""
+) -> db.Statement:
     """`INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`: one fixed statement for
     any number of rows (a multi-VALUES insert is compiled afresh for every row count, which
     cost more CPU than the database work)."""
@@ -41,7 +45,7 @@ def _unnest_insert(table: str, columns: Sequence[tuple[str, str]], returning: st
     arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
     # Built once at import from this module's constants, never from input.
     sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"  # noqa: S608
-    return text(sql + (f" RETURNING {returning}" if returning else ""))
+    return db.Statement(sql + (f" RETURNING {returning}" if returning else ""))
 
 
 def _columns(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -187,42 +191,84 @@ async def insert_subscriptions(session: AsyncSession, rows: list[dict[str, Any]]
     if rows:
         params = _columns(rows, _SUBSCRIPTION_COLUMNS)
         params["metadata"] = [json.dumps(m or {}) for m in params["metadata"]]
-        await session.exec(_INSERT_SUBSCRIPTIONS, params=params)
+        await _INSERT_SUBSCRIPTIONS.execute(session, **params)
 
 
 async def insert_settlements(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.exec(_INSERT_SETTLEMENTS, params=_columns(rows, _SETTLEMENT_COLUMNS))
+        await _INSERT_SETTLEMENTS.execute(session, **_columns(rows, _SETTLEMENT_COLUMNS))
 
 
-async def subscriptions_for(
-    session: AsyncSession, job_ids: list[UUID]
-) -> Sequence[JobSubscription]:
+@dataclass(frozen=True, slots=True)
+class SubscriptionRow:
+    """What a job's messages need from its job.requested."""
+
+    app_id: UUID
+    job_id: UUID
+    user_id: str
+    model: str
+    webhook_url: str | None
+    job_metadata: dict[str, Any]
+    requested_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRow:
+    app_id: UUID
+    job_id: UUID
+    outcome: str
+    charged: int
+    refunded: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    """An enabled endpoint as fan-out needs it: where, for which events, how it signs."""
+
+    id: UUID
+    app_id: UUID
+    url: str
+    event_types: list[str] | None
+    enabled: bool
+    secret_encrypted: str
+    previous_secret_encrypted: str | None
+    previous_expires_at: datetime | None
+    failing_since: datetime | None
+
+
+_SUBSCRIPTIONS_FOR = db.Statement(
+    "SELECT app_id, job_id, user_id, model, webhook_url, metadata, requested_at"
+    " FROM job_subscriptions WHERE job_id = ANY(CAST(:ids AS uuid[]))"
+)
+_SETTLEMENTS_FOR = db.Statement(
+    "SELECT app_id, job_id, outcome, charged, refunded"
+    " FROM job_settlements WHERE job_id = ANY(CAST(:ids AS uuid[]))"
+)
+_ENABLED_ENDPOINTS = db.Statement(
+    "SELECT id, app_id, url, event_types, enabled, secret_encrypted, previous_secret_encrypted,"
+    " previous_expires_at, failing_since FROM endpoints"
+    " WHERE app_id = ANY(CAST(:apps AS uuid[])) AND enabled ORDER BY created_at, id"
+)
+
+
+async def subscriptions_for(session: AsyncSession, job_ids: list[UUID]) -> list[SubscriptionRow]:
     """Callers match (app_id, job_id): a job id alone never crosses tenants."""
     if not job_ids:
         return []
-    return (
-        await session.exec(select(JobSubscription).where(col(JobSubscription.job_id).in_(job_ids)))
-    ).all()
+    return [SubscriptionRow(*row) for row in await _SUBSCRIPTIONS_FOR.fetch(session, ids=job_ids)]
 
 
-async def settlements_for(session: AsyncSession, job_ids: list[UUID]) -> Sequence[JobSettlement]:
+async def settlements_for(session: AsyncSession, job_ids: list[UUID]) -> list[SettlementRow]:
     """Callers match (app_id, job_id)."""
     if not job_ids:
         return []
-    return (
-        await session.exec(select(JobSettlement).where(col(JobSettlement.job_id).in_(job_ids)))
-    ).all()
+    return [SettlementRow(*row) for row in await _SETTLEMENTS_FOR.fetch(session, ids=job_ids)]
 
 
-async def enabled_endpoints(session: AsyncSession, app_ids: list[UUID]) -> Sequence[Endpoint]:
-    return (
-        await session.exec(
-            select(Endpoint)
-            .where(col(Endpoint.app_id).in_(app_ids), col(Endpoint.enabled).is_(True))
-            .order_by(col(Endpoint.created_at), col(Endpoint.id))
-        )
-    ).all()
+async def enabled_endpoints(session: AsyncSession, app_ids: list[UUID]) -> list[EndpointRow]:
+    if not app_ids:
+        return []
+    return [EndpointRow(*row) for row in await _ENABLED_ENDPOINTS.fetch(session, apps=app_ids)]
 
 
 # --- messages -----------------------------------------------------------------------------------
@@ -248,8 +294,7 @@ async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> 
         return set()
     params = _columns(rows, _MESSAGE_COLUMNS)
     params["event_data"] = [json.dumps(data) for data in params["event_data"]]
-    result = await session.exec(_INSERT_MESSAGES, params=params)
-    return {row[0] for row in result.all()}
+    return {row[0] for row in await _INSERT_MESSAGES.fetch(session, **params)}
 
 
 async def get_message(session: AsyncSession, app_id: UUID, message_id: str) -> Message | None:
@@ -259,7 +304,7 @@ async def get_message(session: AsyncSession, app_id: UUID, message_id: str) -> M
     return result.first()
 
 
-_LOCK_JOBS = text(
+_LOCK_JOBS = db.Statement(
     "SELECT pg_advisory_xact_lock(hashtextextended(CAST(k AS text), 7))"
     " FROM (SELECT DISTINCT k FROM unnest(CAST(:ids AS uuid[])) AS k ORDER BY k) AS s"
 )
@@ -271,43 +316,57 @@ async def lock_jobs(session: AsyncSession, job_ids: Sequence[UUID]) -> None:
     so a message never waits for a fact that was committed meanwhile. Taken in id order, so
     two batches cannot deadlock on each other."""
     if job_ids:
-        await session.exec(_LOCK_JOBS, params={"ids": sorted(set(job_ids))})  # type: ignore[call-overload]
+        await _LOCK_JOBS.execute(session, ids=sorted(set(job_ids)))
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingMessage:
+    """A message waiting for facts (its job's request or settlement), locked by the reader."""
+
+    id: str
+    app_id: UUID
+    job_id: UUID | None
+    event_type: str
+    event_data: dict[str, Any]
+    occurred_at: datetime
+    created_at: datetime
+
+
+_WAITING_COLUMNS = "id, app_id, job_id, event_type, event_data, occurred_at, created_at"
+_LOCK_WAITING_OF = db.Statement(
+    f"SELECT {_WAITING_COLUMNS} FROM messages"  # noqa: S608 - module constants only
+    " WHERE status = 'waiting' AND (app_id, job_id) IN"
+    " (SELECT * FROM unnest(CAST(:apps AS uuid[]), CAST(:jobs AS uuid[])))"
+    " ORDER BY id FOR UPDATE"
+)
+_CLAIM_WAITING = db.Statement(
+    f"SELECT {_WAITING_COLUMNS} FROM messages"  # noqa: S608 - module constants only
+    " WHERE status = 'waiting' AND next_check_at <= :now"
+    " ORDER BY next_check_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
 
 
 async def lock_waiting_messages_of(
     session: AsyncSession, jobs: Sequence[tuple[UUID, UUID]]
-) -> Sequence[Message]:
+) -> list[WaitingMessage]:
     """The waiting messages of these (app, job) pairs, locked for this transaction (the
     caller holds the jobs' locks; the waiting-message loop may hold a row briefly: wait)."""
     if not jobs:
         return []
-    return (
-        await session.exec(
-            select(Message)
-            .where(
-                col(Message.status) == MessageStatus.WAITING,
-                tuple_(col(Message.app_id), col(Message.job_id)).in_(list(jobs)),
-            )
-            .order_by(col(Message.id))
-            .with_for_update()
-        )
-    ).all()
+    rows = await _LOCK_WAITING_OF.fetch(
+        session, apps=[app for app, _ in jobs], jobs=[job for _, job in jobs]
+    )
+    return [WaitingMessage(*row) for row in rows]
 
 
 async def claim_waiting_messages(
     session: AsyncSession, now: datetime, limit: int
-) -> Sequence[Message]:
+) -> list[WaitingMessage]:
     """Waiting messages due for a check, locked for this transaction (resolving them is
     DB-only, so a row lock suffices; other replicas skip them)."""
-    return (
-        await session.exec(
-            select(Message)
-            .where(col(Message.status) == MessageStatus.WAITING, col(Message.next_check_at) <= now)
-            .order_by(col(Message.next_check_at))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    return [
+        WaitingMessage(*row) for row in await _CLAIM_WAITING.fetch(session, now=now, limit=limit)
+    ]
 
 
 @dataclass(frozen=True)
@@ -318,7 +377,7 @@ class MessageUpdate:
     event_data: dict[str, Any]
 
 
-_SET_MESSAGES = text(
+_SET_MESSAGES = db.Statement(
     """
     UPDATE messages AS m SET
         status = v.status, next_check_at = v.next_check_at, event_data = v.event_data::jsonb
@@ -341,7 +400,7 @@ async def set_messages(session: AsyncSession, updates: Sequence[MessageUpdate]) 
         "next_at": [u.next_check_at for u in updates],
         "data": [json.dumps(u.event_data) for u in updates],
     }
-    await session.exec(_SET_MESSAGES, params=params)  # type: ignore[call-overload]
+    await _SET_MESSAGES.execute(session, **params)
 
 
 # --- deliveries ---------------------------------------------------------------------------------
@@ -368,8 +427,7 @@ _INSERT_DELIVERIES = _unnest_insert("deliveries", _DELIVERY_COLUMNS, returning="
 async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
-    result = await session.exec(_INSERT_DELIVERIES, params=_columns(rows, _DELIVERY_COLUMNS))
-    return len(result.all())
+    return len(await _INSERT_DELIVERIES.fetch(session, **_columns(rows, _DELIVERY_COLUMNS)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,7 +455,7 @@ _DUE_COLUMNS = (
 # into an array, then locked by primary key. A self-join on the ranked rows instead was planned
 # as a nested loop re-running the window for every due row (the partial due index is usually
 # near-empty, so estimates say 1 row): 1.4 s per claim with 1,000 rows due, against ~5 ms.
-_CLAIM_DUE = text(
+_CLAIM_DUE = db.Statement(
     f"""
     WITH pick AS (
         SELECT d.id FROM deliveries AS d
@@ -438,19 +496,17 @@ async def claim_due(
     per_target[key]` per target so one slow or dead endpoint cannot fill every slot. Other
     replicas skip them (SKIP LOCKED) and, once leased, see them as not due until
     `lease_until`."""
-    result = await session.exec(
-        _CLAIM_DUE,  # type: ignore[call-overload]
-        params={
-            "now": now,
-            "limit": limit,
-            "lease_until": lease_until,
-            "token": token,
-            "target_limit": target_limit,
-            "busy_keys": list(per_target),
-            "busy_counts": list(per_target.values()),
-        },
+    rows = await _CLAIM_DUE.fetch(
+        session,
+        now=now,
+        limit=limit,
+        lease_until=lease_until,
+        token=token,
+        target_limit=target_limit,
+        busy_keys=list(per_target),
+        busy_counts=list(per_target.values()),
     )
-    return [DueDelivery(*row) for row in result.all()]
+    return [DueDelivery(*row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -485,7 +541,7 @@ _ATTEMPT_FIELDS = (
     ("response_excerpt", "text"),
     ("error", "text"),
 )
-_FINISH_MANY = text(
+_FINISH_MANY = db.Statement(
     """
     WITH finished AS (
         UPDATE deliveries AS d SET
@@ -545,8 +601,7 @@ async def finish_claims(
     }
     for name, _ in _ATTEMPT_FIELDS:
         params["a_" + name] = [getattr(a, name) for a in attempts]
-    result = await session.exec(_FINISH_MANY, params=params)  # type: ignore[call-overload]
-    return {row[0] for row in result.all()}
+    return {row[0] for row in await _FINISH_MANY.fetch(session, **params)}
 
 
 async def release_claims(session: AsyncSession, token: UUID, ids: list[str], now: datetime) -> None:
@@ -572,7 +627,7 @@ class DueOutlook:
 
 # Two range scans of the partial due index (rows leased meanwhile have their lease end as
 # next_attempt_at, so they count as "due later", at the time the lease runs out).
-_DUE_OUTLOOK = text(
+_DUE_OUTLOOK = db.Statement(
     """
     SELECT
         (SELECT min(next_attempt_at) FROM deliveries
@@ -584,7 +639,7 @@ _DUE_OUTLOOK = text(
 
 
 async def due_outlook(session: AsyncSession, now: datetime) -> DueOutlook:
-    row = (await session.exec(_DUE_OUTLOOK, params={"now": now})).one()  # type: ignore[call-overload]
+    (row,) = await _DUE_OUTLOOK.fetch(session, now=now)
     return DueOutlook(row[0], frozenset(row[1] or ()))
 
 
@@ -682,15 +737,15 @@ class DeliveryContext:
     app_secrets: dict[UUID, SignerRow]
 
 
-_CONTEXT_MESSAGES = text(
+_CONTEXT_MESSAGES = db.Statement(
     "SELECT id, app_id, job_id, event_type, event_data, occurred_at FROM messages"
     " WHERE id = ANY(CAST(:ids AS text[]))"
-).columns(event_data=JSONB)
-_CONTEXT_ENDPOINTS = text(
+)
+_CONTEXT_ENDPOINTS = db.Statement(
     "SELECT app_id, secret_encrypted, previous_secret_encrypted, previous_expires_at, id, url,"
     " enabled, failing_since FROM endpoints WHERE id = ANY(CAST(:ids AS uuid[]))"
 )
-_CONTEXT_SECRETS = text(
+_CONTEXT_SECRETS = db.Statement(
     "SELECT app_id, secret_encrypted, previous_secret_encrypted, previous_expires_at"
     " FROM signing_secrets WHERE app_id = ANY(CAST(:ids AS uuid[]))"
 )
@@ -700,8 +755,8 @@ async def app_signers(session: AsyncSession, app_ids: list[UUID]) -> dict[UUID, 
     """The apps' signing secrets (for jobs' own URLs), keyed by app id."""
     if not app_ids:
         return {}
-    result = await session.exec(_CONTEXT_SECRETS, params={"ids": app_ids})  # type: ignore[call-overload]
-    return {s.app_id: s for s in (SignerRow(*row) for row in result.all())}
+    rows = await _CONTEXT_SECRETS.fetch(session, ids=app_ids)
+    return {s.app_id: s for s in (SignerRow(*row) for row in rows)}
 
 
 async def delivery_context(session: AsyncSession, rows: Sequence[DueDelivery]) -> DeliveryContext:
@@ -711,10 +766,8 @@ async def delivery_context(session: AsyncSession, rows: Sequence[DueDelivery]) -
     endpoint_ids = list({r.endpoint_id for r in rows if r.endpoint_id is not None})
     override_apps = list({r.app_id for r in rows if r.endpoint_id is None})
 
-    async def read(statement: Any, ids: list[Any]) -> Sequence[Any]:
-        if not ids:
-            return []
-        return list((await session.exec(statement, params={"ids": ids})).all())
+    async def read(statement: db.Statement, ids: list[Any]) -> Sequence[Any]:
+        return await statement.fetch(session, ids=ids) if ids else []
 
     messages = [MessageRow(*m) for m in await read(_CONTEXT_MESSAGES, message_ids)]
     endpoints = [SignerRow(*e) for e in await read(_CONTEXT_ENDPOINTS, endpoint_ids)]

@@ -15,7 +15,7 @@ from uuid import UUID
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_notifier.adapters import repository as repo
-from genhub_notifier.adapters.tables import Endpoint, JobSettlement, JobSubscription, Message
+from genhub_notifier.adapters.tables import Endpoint
 from genhub_notifier.domain.body import iso8601
 from genhub_notifier.domain.delivery import (
     DeliveryStatus,
@@ -49,7 +49,7 @@ class Handoff(Protocol):
     ) -> int: ...
 
 
-def signer_row(e: Endpoint) -> repo.SignerRow:
+def signer_row(e: repo.EndpointRow) -> repo.SignerRow:
     return repo.SignerRow(
         app_id=e.app_id,
         secret_encrypted=e.secret_encrypted,
@@ -66,7 +66,7 @@ async def _insert_and_hand_off(
     session: AsyncSession,
     rows: list[dict[str, Any]],
     messages: dict[str, repo.MessageRow],
-    endpoints: dict[UUID, list[Endpoint]],
+    endpoints: dict[UUID, list[repo.EndpointRow]],
     handoff: Handoff | None,
 ) -> None:
     """Insert new deliveries; the ones the hand-off takes go out from this process after the
@@ -111,7 +111,7 @@ class Plan:
     targets: list[Target]
 
 
-def endpoint_ref(e: Endpoint) -> EndpointRef:
+def endpoint_ref(e: repo.EndpointRow) -> EndpointRef:
     return EndpointRef(
         e.id, e.url, tuple(e.event_types) if e.event_types is not None else None, e.enabled
     )
@@ -121,9 +121,9 @@ def plan(
     event_type: WebhookEventType,
     event_data: dict[str, Any],
     created_at: datetime,
-    subscription: JobSubscription | None,
-    settlement: JobSettlement | None,
-    endpoints: Sequence[Endpoint],
+    subscription: repo.SubscriptionRow | None,
+    settlement: repo.SettlementRow | None,
+    endpoints: Sequence[repo.EndpointRow],
     config: FanoutConfig,
     now: datetime,
     exclude_endpoint: UUID | None = None,
@@ -195,15 +195,17 @@ def _delivery_rows(
 class _Facts:
     """What a batch of messages needs to be planned, keyed by (app_id, job_id) / app_id."""
 
-    subscriptions: dict[tuple[UUID, UUID | None], JobSubscription]
-    settlements: dict[tuple[UUID, UUID | None], JobSettlement]
-    endpoints: dict[UUID, list[Endpoint]]
+    subscriptions: dict[tuple[UUID, UUID | None], repo.SubscriptionRow]
+    settlements: dict[tuple[UUID, UUID | None], repo.SettlementRow]
+    endpoints: dict[UUID, list[repo.EndpointRow]]
 
 
-async def _facts(session: AsyncSession, messages: Sequence[Message | NewMessage]) -> _Facts:
+async def _facts(
+    session: AsyncSession, messages: Sequence[repo.WaitingMessage | NewMessage]
+) -> _Facts:
     """Three reads for a whole batch; matched on (app_id, job_id), never on a job id alone."""
     job_ids = list({m.job_id for m in messages if m.job_id is not None})
-    endpoints: dict[UUID, list[Endpoint]] = defaultdict(list)
+    endpoints: dict[UUID, list[repo.EndpointRow]] = defaultdict(list)
     for e in await repo.enabled_endpoints(session, list({m.app_id for m in messages})):
         endpoints[e.app_id].append(e)
     return _Facts(
@@ -215,7 +217,7 @@ async def _facts(session: AsyncSession, messages: Sequence[Message | NewMessage]
 
 async def resolve_many(
     session: AsyncSession,
-    messages: Sequence[Message],
+    messages: Sequence[repo.WaitingMessage],
     config: FanoutConfig,
     now: datetime,
     handoff: Handoff | None = None,
@@ -285,7 +287,7 @@ async def record_messages(
         )
     facts = await _facts(session, items)
 
-    def job_facts(m: NewMessage) -> tuple[JobSubscription | None, JobSettlement | None]:
+    def job_facts(m: NewMessage) -> tuple[repo.SubscriptionRow | None, repo.SettlementRow | None]:
         """Only job events use their job's facts: an announcement about a job's delivery
         never goes to that job's own webhook_url."""
         if not m.event_type.is_job_event:
