@@ -2,7 +2,7 @@
 
     make bench-gateway        # = uv run --no-sync python deploy/bench/bench_gateway.py
     python deploy/bench/bench_gateway.py [--url http://127.0.0.1:8080] [--seconds 5]
-        [--concurrency 32] [--users 200] [--warmup 1]
+        [--concurrency 32] [--users 200] [--warmup 1] [--rate R]
 
 Every request is a real `POST /v1/generate` through the whole accept path: API-key
 authentication, the shared rate limiter (app and end-user buckets), a fresh Idempotency-Key,
@@ -16,9 +16,21 @@ acceptance, not generation.
 
 The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams (httpx
 would spend more CPU than the gateway on this shared 2-core machine). Each connection starts at its
-own end user (connections in step would name the same user at once). Latency is measured per
-request from write to the end of the answer; it prints requests/s, the status counts and
-p50/p95/p99. With `--pid` (by default the local stack's var/run/gateway.pid, when the URL
+own end user (connections in step would name the same user at once). It prints requests/s,
+the status counts and p50/p95/p99. Two ways to load the gateway:
+
+- closed loop (the default): `--concurrency` connections each send their next request as soon
+  as the previous answer arrived, so it measures the most the gateway does with that many
+  requests in flight; latency (from write to the end of the answer) is then mostly queueing:
+  by Little's law, 32 in flight at 1,000/s is 32 ms on average, so p99 < 25 ms cannot be
+  reached at 32 connections whatever the server does.
+- open loop (`--rate R`): requests are *scheduled* at R per second whatever the answers do
+  (the way independent clients arrive), over up to `--concurrency` connections; latency is
+  measured from each request's scheduled time, so time spent waiting for a free connection
+  when the gateway falls behind counts (no coordinated omission). This is what "N jobs/s
+  with p99 under X ms" means; the achieved rate is printed next to the offered one.
+
+With `--pid` (by default the local stack's var/run/gateway.pid, when the URL
 is on this machine) it also prints the server's CPU per request, from /proc/<pid>/stat over
 the whole run (warm-up included, and whatever else the process does meanwhile: the outbox
 relay, the event projection), and the load generator's own CPU per request.
@@ -33,6 +45,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -177,37 +190,89 @@ async def create_app(client: httpx.AsyncClient, admin: dict[str, str]) -> tuple[
     return str(created["api_key"]), str(created["app"]["id"])
 
 
-async def worker(
-    host: str,
-    port: int,
-    api_key: str,
-    users: list[str],
-    first_user: int,
-    body: bytes,
-    stop_at: float,
-    record_from: float,
-    latencies: list[float],
-    statuses: Counter[int],
-    sent: list[int],
-) -> None:
-    connection = await Connection.open(host, port)
+@dataclass
+class Load:
+    """What every request of a run shares, and what the run records."""
+
+    host: str
+    port: int
+    api_key: str
+    users: list[str]
+    body: bytes
+    stop_at: float
+    record_from: float  # requests before this (loop time) are warm-up
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    sent: int = 0  # every request, warm-up included, for the CPU figures
+
+    def request(self, user: str, key: str) -> bytes:
+        return generate_request(self.host, self.api_key, user, key, self.body)
+
+    def record(self, status: int, latency: float, at: float) -> None:
+        self.sent += 1
+        if at >= self.record_from:
+            self.latencies.append(latency)
+            self.statuses[status] += 1
+
+
+async def worker(load: Load, first_user: int) -> None:
+    connection = await Connection.open(load.host, load.port)
     loop = asyncio.get_running_loop()
     run = secrets.token_hex(4)
     n = 0
     try:
-        while loop.time() < stop_at:
+        while loop.time() < load.stop_at:
             n += 1
-            user = users[(first_user + n) % len(users)]
-            raw = generate_request(host, api_key, user, f"{run}-{n}", body)
+            raw = load.request(load.users[(first_user + n) % len(load.users)], f"{run}-{n}")
             started = time.perf_counter()
             status, _ = await connection.request(raw)
-            elapsed = time.perf_counter() - started
-            sent[0] += 1
-            if loop.time() >= record_from:
-                latencies.append(elapsed)
-                statuses[status] += 1
+            load.record(status, time.perf_counter() - started, loop.time())
     finally:
         connection.close()
+
+
+async def closed_loop(load: Load, concurrency: int) -> None:
+    """`concurrency` connections, each sending its next request when the last is answered."""
+    # Spread over the end users: connections in step would all name the same user at once
+    # (and, after a restart, all wait on that user's first use).
+    await asyncio.gather(
+        *(worker(load, i * len(load.users) // concurrency) for i in range(concurrency))
+    )
+
+
+async def open_loop(load: Load, rate: float, connections: int) -> None:
+    """Requests scheduled at `rate` per second until `stop_at`, each on a free connection
+    (waiting for one if all are busy); latency from the scheduled time."""
+    loop = asyncio.get_running_loop()
+    free: asyncio.Queue[Connection] = asyncio.Queue()
+    opened = [await Connection.open(load.host, load.port) for _ in range(connections)]
+    for connection in opened:
+        free.put_nowait(connection)
+    run = secrets.token_hex(4)
+
+    async def one(n: int, scheduled: float) -> None:
+        connection = await free.get()
+        try:
+            raw = load.request(load.users[n % len(load.users)], f"{run}-{n}")
+            status, _ = await connection.request(raw)
+        finally:
+            free.put_nowait(connection)
+        load.record(status, loop.time() - scheduled, scheduled)
+
+    started = loop.time()
+    tasks: list[asyncio.Task[None]] = []
+    n = 0
+    try:
+        while (scheduled := started + n / rate) < load.stop_at:
+            now = loop.time()
+            if scheduled > now:
+                await asyncio.sleep(scheduled - now)
+            tasks.append(asyncio.create_task(one(n, scheduled)))
+            n += 1
+        await asyncio.gather(*tasks)
+    finally:
+        for connection in opened:
+            connection.close()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -224,6 +289,13 @@ async def main() -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: requests scheduled at this many per second (over at most "
+        "--concurrency connections), latency from the scheduled time",
+    )
     parser.add_argument("--pid", type=int, default=None, help="the gateway's process id")
     parser.add_argument(
         "--idle",
@@ -253,40 +325,26 @@ async def main() -> int:
     background = await background_cpu(pid, args.idle) if pid is not None else None
     loop = asyncio.get_running_loop()
     record_from = loop.time() + args.warmup
-    stop_at = record_from + args.seconds
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    sent = [0]  # every request, warm-up included, for the CPU figures
+    load = Load(host, port, api_key, users, body, record_from + args.seconds, record_from)
     server_cpu_before = process_cpu_s(pid) if pid is not None else None
     client_cpu_before = time.process_time()
     began = time.perf_counter()
-    await asyncio.gather(
-        *(
-            worker(
-                host,
-                port,
-                api_key,
-                users,
-                # Spread over the end users: connections in step would all name the same
-                # user at once (and, after a restart, all wait on that user's first use).
-                i * len(users) // args.concurrency,
-                body,
-                stop_at,
-                record_from,
-                latencies,
-                statuses,
-                sent,
-            )
-            for i in range(args.concurrency)
-        )
-    )
+    if args.rate is not None:
+        await open_loop(load, args.rate, args.concurrency)
+    else:
+        await closed_loop(load, args.concurrency)
     measured = time.perf_counter() - began - args.warmup
     client_cpu = time.process_time() - client_cpu_before
     server_cpu_after = process_cpu_s(pid) if pid is not None else None
-    latencies.sort()
+    latencies, statuses, sent = sorted(load.latencies), load.statuses, load.sent
     accepted = statuses.get(202, 0)
+    mode = (
+        f"open loop at {args.rate:g} req/s offered, up to {args.concurrency} connections"
+        if args.rate is not None
+        else f"closed loop, {args.concurrency} connections"
+    )
     print(
-        f"gateway accept path: {args.concurrency} connections, {args.seconds:g} s measured "
+        f"gateway accept path: {mode}, {args.seconds:g} s measured "
         f"(+{args.warmup:g} s warm-up), {args.users} end users, one app"
     )
     print(f"  requests        {len(latencies)}  statuses {dict(sorted(statuses.items()))}")
@@ -299,21 +357,21 @@ async def main() -> int:
         f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  "
         f"mean {statistics.fmean(latencies) * 1000 if latencies else float('nan'):.1f} ms"
     )
-    if server_cpu_before is not None and server_cpu_after is not None and sent[0]:
+    if server_cpu_before is not None and server_cpu_after is not None and sent:
         server_s = server_cpu_after - server_cpu_before
-        server_ms = server_s * 1000 / sent[0]
-        print(f"  server CPU      {server_ms:.2f} ms per request (pid {pid}, {sent[0]} requests)")
+        server_ms = server_s * 1000 / sent
+        print(f"  server CPU      {server_ms:.2f} ms per request (pid {pid}, {sent} requests)")
         if background is not None:
             # What the process was doing anyway (projecting other sessions' job events, say),
             # at the rate measured just before the run, taken out.
             elapsed = measured + args.warmup
-            net_ms = max(0.0, server_s - background * elapsed) * 1000 / sent[0]
+            net_ms = max(0.0, server_s - background * elapsed) * 1000 / sent
             print(
                 f"  server CPU net  {net_ms:.2f} ms per request "
                 f"(background {background * 100:.0f}% of a core before the run)"
             )
-    if sent[0]:
-        print(f"  client CPU      {client_cpu * 1000 / sent[0]:.2f} ms per request")
+    if sent:
+        print(f"  client CPU      {client_cpu * 1000 / sent:.2f} ms per request")
     return 0 if accepted == len(latencies) else 1
 
 
