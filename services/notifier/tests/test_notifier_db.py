@@ -1859,6 +1859,47 @@ async def test_a_stored_delivery_due_later_is_sent_on_time_after_a_restart(
     )
 
 
+async def test_shutdown_records_the_outcome_of_a_send_that_already_got_its_answer(
+    sessions: SessionFactory,
+) -> None:
+    """Stopping while an answered send's outcome is still being written: shutdown lets the
+    writer finish (the row ends `delivered` with its attempt) instead of cancelling it and
+    handing the row back, which would make another replica send the webhook again."""
+    app, jobs = await endpoint_with_jobs(sessions, 1)
+    holder = sessions()  # holds the delivery's row lock: the outcome's write waits for it
+    receiver = Receiver()
+
+    async def lock_then_answer(request: httpx.Request) -> httpx.Response:
+        await holder.exec(
+            text("SELECT id FROM deliveries WHERE app_id = :app FOR UPDATE"),  # type: ignore[call-overload]
+            params={"app": app},
+        )
+        return httpx.Response(204)
+
+    receiver.respond = lock_then_answer
+    dispatcher = make_dispatcher(sessions, real_now, receiver, poll_s=30)
+    recorder = EventRecorder(FANOUT, handoff=dispatcher)
+    task = asyncio.create_task(dispatcher.run_forever())
+    try:
+        async with uow_for(sessions) as uow:
+            await recorder.record_job_events(
+                uow, [completed(app, jobs[0], JobStatus.FAILED)], real_now()
+            )
+            await uow.commit()
+        await wait_for(lambda: len(receiver.requests) == 1)
+        await asyncio.sleep(0.1)  # the writer is now waiting for the row
+        task.cancel()
+        await asyncio.sleep(0.2)
+        assert not task.done()  # shutdown waits for the outcome to be written
+    finally:
+        await holder.rollback()
+        await holder.close()
+        await asyncio.gather(task, return_exceptions=True)
+    [(status, claim_token, _, attempts)] = await delivery_rows(sessions, app)
+    assert (status, claim_token, attempts) == ("delivered", None, 1)
+    assert len(receiver.requests) == 1
+
+
 async def test_rows_held_back_by_the_endpoint_bound_are_claimed_when_a_slot_frees(
     sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,6 +52,9 @@ from genhub_notifier.services.fanout import (
 
 log = logging.getLogger(__name__)
 
+# How long shutdown waits for the outcomes of finished sends to be recorded.
+SHUTDOWN_WRITE_S = 5.0
+
 ATTEMPTS = Counter("genhub_webhook_attempts_total", "Webhook delivery attempts", ["outcome"])
 FINISHED = Counter(
     "genhub_webhook_deliveries_total", "Deliveries that reached a final state", ["status"]
@@ -384,14 +387,14 @@ class Dispatcher:
             self._wakeup.set()
 
     async def _shutdown(self) -> None:
+        """Stop sending, record the outcomes of sends that already got their answer (another
+        replica would send those again), and hand the unfinished rows back at once."""
         ids = [row.id for row in self._in_flight.values()]
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-        if ids:
+        await self._finish_writing()
+        if ids:  # rows recorded above are no longer leased: releasing them changes nothing
             with contextlib.suppress(Exception):
                 async with self._sessions() as session, session.begin():
                     await repo.release_claims(session, self._token, ids, self._clock())
@@ -615,6 +618,20 @@ class Dispatcher:
                 "delivery exhausted its schedule; dead-lettered",
                 extra={"delivery_id": delivery.id, "app_id": str(delivery.app_id)},
             )
+
+    async def _finish_writing(self) -> None:
+        """Let the writer record every queued outcome (bounded: a database that does not
+        answer leaves those rows to their lease, as a crash would)."""
+        if self._results and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._write_results())
+        if self._writer is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer), SHUTDOWN_WRITE_S)
+        except TimeoutError:
+            log.warning("outcomes not recorded at shutdown; their leases will run out")
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
 
     async def _write_results(self) -> None:
         while self._results:
