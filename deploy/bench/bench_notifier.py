@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import multiprocessing
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -59,6 +58,7 @@ from bench_support import (
     loadavg,
     metric,
     percentile,
+    start_py_spy,
     truncate,
 )
 from genhub_contracts import (
@@ -187,16 +187,6 @@ def notifier_process() -> ServiceProcess:
         },
         ROOT / "var" / "log" / "bench-notifier.log",
     )
-
-
-def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
-    """Sample the notifier during the timed phases (collapsed stacks, `--format raw`)."""
-    command = ["uvx", "py-spy", "record", "-p", str(pid), "-o", out, "--format", "raw"]
-    spy = subprocess.Popen(  # noqa: S603
-        [*command, "-r", "200", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    time.sleep(1.0)  # attached before the first event is sent
-    return spy
 
 
 def job_events(app: uuid.UUID) -> tuple[uuid.UUID, JobRequested, TokensSettled]:

@@ -28,17 +28,14 @@ exactly one job.generated, no job.completed, every run row `generated`, staged o
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
+import bench_support as bench
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from genhub_contracts import TokensReserved, topics
 from genhub_contracts.events import TokensReservedPayload
@@ -46,18 +43,10 @@ from genhub_platform.objectstore import ObjectStoreSettings
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 
-ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "bench-orch."
 DB = "genhub_orchestrator_bench"
 BUCKET = "genhub-bench-staging"
 PORT = 18082
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-PG = "postgresql://{u}:{p}@{h}:{port}".format(
-    u=os.environ.get("PGUSER", "genhub"),
-    p=os.environ.get("PGPASSWORD", "genhub"),
-    h=os.environ.get("PGHOST", "127.0.0.1"),
-    port=os.environ.get("PGPORT", "5432"),
-)
 
 
 def reserved(app_id: UUID, i: int, tag: str) -> TokensReserved:
@@ -77,108 +66,21 @@ def reserved(app_id: UUID, i: int, tag: str) -> TokensReserved:
     )
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def readyz() -> bool:
-    url = f"http://127.0.0.1:{PORT}/readyz"
-    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
-        return bool(response.status == 200)
-    return False
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def statements(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("genhub_db_statements_total "):
-                return float(line.split()[1])
-    return 0.0
-
-
-async def prepare_database() -> None:
-    admin = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB):
-            await admin.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await admin.close()
-
-
-async def empty_run_tables() -> None:
-    conn = await asyncpg.connect(f"{PG}/{DB}")
-    try:
-        await conn.execute(
-            "TRUNCATE runs, attempts, outbox, processed_events, cancel_requests, prompt_cache"
-        )
-    finally:
-        await conn.close()
-
-
-def start_orchestrator(concurrency: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "ORCHESTRATOR_DATABASE_URL": f"{PG}/{DB}",
-        "KAFKA_TOPIC_PREFIX": PREFIX,
-        "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
-        "ORCHESTRATOR_MOCK_LATENCY_MS": "0",
-        "ORCHESTRATOR_MAX_CONCURRENCY": str(concurrency),
-        "S3_BUCKET": BUCKET,
-        "LOG_LEVEL": "WARNING",
-        "GENHUB_ENV": "local",
-    }
-    binary = str(ROOT / ".venv/bin/genhub-orchestrator")
-    with log_path.open("ab") as log:
-        subprocess.run([binary, "migrate"], env=env, check=True, stdout=log, stderr=log)  # noqa: S603
-        return subprocess.Popen(  # noqa: S603
-            [binary, "serve", "--port", str(PORT)],
-            env=env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-
-
-def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
-    """Sample the orchestrator during the timed round (collapsed stacks, `--format raw`)."""
-    command = [
-        "uvx",
-        "py-spy",
-        "record",
-        "-p",
-        str(pid),
-        "-o",
-        out,
-        "--format",
-        "raw",
-        "-r",
-        "200",
-        "--gil",
-    ]
-    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
-    time.sleep(1.0)  # attached before the first event is sent
-    return spy
-
-
-async def wait_ready(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the orchestrator exited during start-up (see its log)")
-        if await asyncio.to_thread(readyz):
-            return
-        await asyncio.sleep(0.3)
-    raise RuntimeError("the orchestrator was not ready in time")
+def orchestrator_process(concurrency: int) -> bench.ServiceProcess:
+    return bench.ServiceProcess(
+        "orchestrator",
+        PORT,
+        {
+            "ORCHESTRATOR_DATABASE_URL": f"{bench.PG}/{DB}",
+            "KAFKA_TOPIC_PREFIX": PREFIX,
+            "ORCHESTRATOR_MOCK_LATENCY_MS": "0",
+            "ORCHESTRATOR_MAX_CONCURRENCY": str(concurrency),
+            "S3_BUCKET": BUCKET,
+            "LOG_LEVEL": "WARNING",
+            "GENHUB_ENV": "local",
+        },
+        bench.ROOT / "var/log/bench-orchestrator.log",
+    )
 
 
 class Collector:
@@ -189,7 +91,7 @@ class Collector:
         self.completed: dict[UUID, str] = {}
         self.arrived = asyncio.Event()
         self.expected: set[UUID] = set()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bench.KAFKA, enable_auto_commit=False)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, producer: AIOKafkaProducer) -> None:
@@ -272,7 +174,7 @@ async def run_round(
 
 
 async def verify(job_ids: set[UUID]) -> tuple[dict[str, int], int]:
-    conn = await asyncpg.connect(f"{PG}/{DB}")
+    conn = await asyncpg.connect(f"{bench.PG}/{DB}")
     try:
         rows = await conn.fetch(
             "SELECT status, count(*) FROM runs WHERE job_id = ANY($1::uuid[]) GROUP BY status",
@@ -296,8 +198,6 @@ def staged_objects(client: Minio, delete: bool) -> int:
 
 
 async def main(args: argparse.Namespace) -> int:
-    log_path = ROOT / "var/log/bench-orchestrator.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     store = ObjectStoreSettings()
     minio = Minio(
         store.endpoint.removeprefix("http://"),
@@ -305,14 +205,18 @@ async def main(args: argparse.Namespace) -> int:
         secret_key=store.secret_key.get_secret_value(),
         secure=store.secure,
     )
-    await prepare_database()
-    proc = start_orchestrator(args.concurrency, log_path)
+    await bench.ensure_database(DB)
+    proc = orchestrator_process(args.concurrency)
+    proc.start()
     try:
-        await wait_ready(proc)
-        await empty_run_tables()
+        await proc.wait_ready()
+        await bench.truncate(
+            DB,
+            ["runs", "attempts", "outbox", "processed_events", "cancel_requests", "prompt_cache"],
+        )
         if minio.bucket_exists(BUCKET):
             staged_objects(minio, delete=True)
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, linger_ms=2, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=bench.KAFKA, linger_ms=2, acks="all")
         await producer.start()
         collector = Collector()
         await collector.start(producer)
@@ -322,15 +226,21 @@ async def main(args: argparse.Namespace) -> int:
                 warm = [reserved(apps[i % len(apps)], i, "warm-up") for i in range(args.warmup)]
                 await run_round(producer, collector, warm, 0, 120)
             events = [reserved(apps[i % len(apps)], i, "timed") for i in range(args.jobs)]
-            load_before = loadavg()
-            spy = start_py_spy(proc.pid, args.py_spy) if args.py_spy else None
-            cpu0, sql0 = cpu_seconds(proc.pid), statements(PORT)
+            load_before = bench.loadavg()
+            spy = bench.start_py_spy(proc.pid, args.py_spy) if args.py_spy else None
+            cpu0, sql0 = (
+                bench.cpu_seconds(proc.pid),
+                bench.metric(PORT, "genhub_db_statements_total"),
+            )
             sent = await run_round(producer, collector, events, args.rate, args.timeout)
-            cpu1, sql1 = cpu_seconds(proc.pid), statements(PORT)
+            cpu1, sql1 = (
+                bench.cpu_seconds(proc.pid),
+                bench.metric(PORT, "genhub_db_statements_total"),
+            )
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await asyncio.to_thread(spy.wait, 30)
-            load_after = loadavg()
+            load_after = bench.loadavg()
         finally:
             await collector.stop()
             await producer.stop()
@@ -364,7 +274,8 @@ async def main(args: argparse.Namespace) -> int:
         if latencies:
             print(
                 f"latency tokens.reserved → job.generated: p50 {statistics.median(latencies):.0f}"
-                f" ms  p95 {pct(latencies, 0.95):.0f} ms  p99 {pct(latencies, 0.99):.0f} ms"
+                f" ms  p95 {bench.percentile(latencies, 95):.0f} ms"
+                f"  p99 {bench.percentile(latencies, 99):.0f} ms"
             )
         problems = []
         if jobs != len(ids):
@@ -382,12 +293,7 @@ async def main(args: argparse.Namespace) -> int:
         print("checks: " + ("; ".join(problems) if problems else "all passed"))
         return 1 if problems else 0
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        proc.stop()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """Sample a process into `out` (collapsed stacks, `--format raw`, GIL holders at 200 Hz)
+    until it gets SIGINT."""
+    command = ["uvx", "py-spy", "record", "-p", str(pid), "-o", out, "--format", "raw"]
+    spy = subprocess.Popen(  # noqa: S603
+        [*command, "-r", "200", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(1.0)  # attached before the first event is sent
+    return spy
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
