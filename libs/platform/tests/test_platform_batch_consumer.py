@@ -4,12 +4,10 @@ The broker is FastStream's in-memory one; the units of work are real (PostgreSQL
 `genhub_platform_test`), so the inbox and the rollbacks are PostgreSQL's own.
 """
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import pytest
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, TestKafkaBroker
@@ -31,23 +29,10 @@ from genhub_platform.uow import UnitOfWork
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-TEST_DB = "genhub_platform_test"
-
 
 @pytest.fixture
-async def sessions() -> AsyncIterator[SessionFactory]:
+async def sessions(platform_test_database: str) -> AsyncIterator[SessionFactory]:
     settings = PlatformSettings(service_name="platform_test")
-    admin = (
-        f"postgresql://{settings.pguser}:{settings.pgpassword.get_secret_value()}"
-        f"@{settings.pghost}:{settings.pgport}/postgres"
-    )
-    try:
-        conn = await asyncpg.connect(os.environ.get("PLATFORM_TEST_ADMIN_DSN", admin), timeout=3)
-    except OSError as exc:
-        pytest.fail(f"PostgreSQL unavailable (run `make infra-up`): {exc}")
-    if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEST_DB):
-        await conn.execute(f'CREATE DATABASE "{TEST_DB}"')
-    await conn.close()
     engine = make_engine(settings)
     tables = [OutboxMessage.__table__, SQLModel.metadata.tables["processed_events"]]
     async with engine.begin() as connection:

@@ -1,6 +1,5 @@
 """db.driver / fetch / execute: statements straight to asyncpg, inside the session's transaction."""
 
-import os
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -10,24 +9,10 @@ from genhub_platform.db import DB_STATEMENTS, SessionFactory, make_engine, make_
 from genhub_platform.settings import PlatformSettings
 from sqlalchemy import text
 
-TEST_DB = "genhub_platform_test"
-
 
 @pytest.fixture
-async def sessions() -> AsyncIterator[SessionFactory]:
+async def sessions(platform_test_database: str) -> AsyncIterator[SessionFactory]:
     settings = PlatformSettings(service_name="platform_test", DB_PRE_PING="local")
-    admin_dsn = os.environ.get(
-        "PLATFORM_TEST_ADMIN_DSN",
-        f"postgresql://{settings.pguser}:{settings.pgpassword.get_secret_value()}"
-        f"@{settings.pghost}:{settings.pgport}/postgres",
-    )
-    try:
-        admin = await asyncpg.connect(admin_dsn, timeout=3)
-    except OSError as exc:
-        pytest.fail(f"PostgreSQL unavailable (run `make infra-up`): {exc}")
-    if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEST_DB):
-        await admin.execute(f'CREATE DATABASE "{TEST_DB}"')
-    await admin.close()
     engine = make_engine(settings)
     async with engine.begin() as conn:
         await conn.execute(text("DROP TABLE IF EXISTS driver_probe"))

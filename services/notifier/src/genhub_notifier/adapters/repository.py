@@ -320,15 +320,19 @@ async def lock_jobs(session: AsyncSession, job_ids: Sequence[UUID]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class WaitingMessage:
-    """A message waiting for facts (its job's request or settlement), locked by the reader."""
-
+class MessageRow:
     id: str
     app_id: UUID
     job_id: UUID | None
     event_type: str
     event_data: dict[str, Any]
     occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingMessage(MessageRow):
+    """A message waiting for facts (its job's request or settlement), locked by the reader."""
+
     created_at: datetime
 
 
@@ -701,16 +705,6 @@ async def get_delivery(
     if for_update:
         query = query.with_for_update()
     return (await session.exec(query)).first()
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRow:
-    id: str
-    app_id: UUID
-    job_id: UUID | None
-    event_type: str
-    event_data: dict[str, Any]
-    occurred_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
