@@ -269,6 +269,16 @@ async def submit_job(
     return job
 
 
+def _stored_key(stored: IdempotencyKeyRow) -> idem.StoredKey:
+    """What the idempotency rules need of a stored key."""
+    return idem.StoredKey(
+        request_hash=stored.request_hash,
+        state=stored.state,
+        created_at=stored.created_at,
+        locked_until=stored.locked_until,
+    )
+
+
 async def recorded_answer(
     session: AsyncSession, app_id: UUID, key: str, request_hash: str, ttl: timedelta
 ) -> "Claim | None":
@@ -277,12 +287,7 @@ async def recorded_answer(
     if stored is None:
         return None
     decision = idem.decide(
-        idem.StoredKey(
-            request_hash=stored.request_hash,
-            state=stored.state,
-            created_at=stored.created_at,
-            locked_until=stored.locked_until,
-        ),
+        _stored_key(stored),
         request_hash,
         utcnow(),
         ttl,
@@ -371,12 +376,7 @@ async def claim_idempotency_key(
             await uow.session.rollback()
             continue
         decision = idem.decide(
-            idem.StoredKey(
-                request_hash=stored.request_hash,
-                state=stored.state,
-                created_at=stored.created_at,
-                locked_until=stored.locked_until,
-            ),
+            _stored_key(stored),
             request_hash,
             now,
             ttl,
