@@ -96,6 +96,13 @@ max_connections = 300
 shared_buffers = 256MB
 # Dev box: losing the last few commits on a crash is fine, waiting for fsync on each is not.
 synchronous_commit = off
+# Write-heavy event workload (outbox, inbox, ledger): fewer checkpoints mean fewer full-page
+# images in the WAL, compressed ones cost less to write, and a bigger WAL buffer is rarely full.
+max_wal_size = 4GB
+min_wal_size = 512MB
+checkpoint_timeout = 15min
+wal_compression = lz4
+wal_buffers = 64MB
 CONF
   touch "$LOG_FILE"
   chown postgres "$LOG_FILE"
