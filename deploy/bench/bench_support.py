@@ -50,6 +50,79 @@ def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
     return spy
 
 
+def _process_cpu(pid: str) -> tuple[str, float] | None:
+    """(comm, utime + stime) of a live process, None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text.rsplit(")", 1)[1].split()
+    return comm, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class StackCpu:
+    """CPU seconds of each part of the local stack (`make up`) over a window.
+
+    Parts: the processes in var/run/*.pid (the five services, Kafka, MinIO), PostgreSQL (every
+    `postgres` process: server and backends), `extra` processes by name (a benchmark's own
+    service process), and kernel workers (`kworker`: page writeback and I/O completion of what
+    the stack writes; attributed late, since dirty pages are flushed seconds after the write).
+    A benchmark's figure per unit of work is then the whole box's, not one process's.
+    """
+
+    def __init__(self, extra: dict[str, int] | None = None) -> None:
+        self._extra = extra or {}
+        self._start: dict[str, float] = {}
+
+    def _pids(self) -> dict[str, list[str]]:
+        parts: dict[str, list[str]] = {}
+        for pidfile in sorted((ROOT / "var/run").glob("*.pid")):
+            with contextlib.suppress(OSError, ValueError):
+                parts[pidfile.stem] = [str(int(pidfile.read_text().split()[0]))]
+        for name, pid in self._extra.items():
+            parts[name] = [str(pid)]
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            taken = _process_cpu(pid)
+            if taken and taken[0].startswith("postgres"):
+                parts.setdefault("postgres", []).append(pid)
+            elif taken and taken[0].startswith("kworker"):
+                parts.setdefault("kernel workers", []).append(pid)
+        return parts
+
+    def snapshot(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for part, pids in self._pids().items():
+            for pid in pids:
+                if taken := _process_cpu(pid):
+                    totals[part] = totals.get(part, 0.0) + taken[1]
+        return totals
+
+    def start(self) -> None:
+        self._start = self.snapshot()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per part since `start`, busiest first (parts that used none left out)."""
+        end = self.snapshot()
+        used = {part: end[part] - self._start.get(part, 0.0) for part in end}
+        return dict(sorted(((p, s) for p, s in used.items() if s > 0), key=lambda x: -x[1]))
+
+
+def stack_cpu_lines(used: dict[str, float], units: int, unit: str, wall_s: float) -> list[str]:
+    """The whole box's CPU per unit of work, and what 2 cores could sustain at that cost."""
+    total = sum(used.values())
+    per = total / max(1, units) * 1000
+    parts = ", ".join(f"{part} {s / max(1, units) * 1000:.2f}" for part, s in used.items())
+    cores = os.cpu_count() or 1
+    return [
+        f"stack CPU      {per:.2f} ms per {unit} ({total / max(wall_s, 1e-9):.2f} of {cores} cores"
+        f" busy over {wall_s:.1f} s)",
+        f"  by part (ms per {unit}): {parts}",
+        f"  at that cost {cores} cores saturate at ~{units / max(total, 1e-9) * cores:,.0f}"
+        f" {unit}s/s",
+    ]
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
