@@ -109,6 +109,21 @@ async def background_cpu(pid: int, seconds: float) -> float | None:
     return (after - before) / (time.perf_counter() - started)
 
 
+async def settle_tail(pid: int, background: float, limit_s: float = 15.0) -> float:
+    """Wait until the server is back at its background rate (its consumers have projected
+    the run's events: billing's `tokens.rejected` arrive after the answers); the seconds
+    waited. The CPU spent meanwhile belongs to the run's jobs."""
+    began = time.perf_counter()
+    last = process_cpu_s(pid)
+    while time.perf_counter() - began < limit_s and last is not None:
+        await asyncio.sleep(0.5)
+        now = process_cpu_s(pid)
+        if now is None or (now - last) / 0.5 <= background + 0.03:
+            break
+        last = now
+    return time.perf_counter() - began
+
+
 def server_pid(url_host: str, given: int | None) -> int | None:
     if given is not None:
         return given
@@ -369,6 +384,22 @@ async def main() -> int:
             print(
                 f"  server CPU net  {net_ms:.2f} ms per request "
                 f"(background {background * 100:.0f}% of a core before the run)"
+            )
+    if pid is not None and server_cpu_after is not None and background is not None and sent:
+        tail_s = await settle_tail(pid, background)
+        settled = process_cpu_s(pid)
+        if settled is not None and server_cpu_before is not None:
+            # Everything the run caused: the answers, the relay and the projection of the
+            # jobs' downstream events (which lags the answers), net of the background.
+            total_s = settled - server_cpu_before
+            net_total_ms = (
+                max(0.0, total_s - background * (time.perf_counter() - began)) * 1000 / sent
+            )
+            tail_ms = (settled - server_cpu_after) * 1000 / sent
+            print(
+                f"  server CPU+tail {net_total_ms:.2f} ms per request net, until the process "
+                f"was back at its background ({tail_s:.1f} s later; {tail_ms:.2f} ms of it "
+                "after the last answer)"
             )
     if sent:
         print(f"  client CPU      {client_cpu * 1000 / sent:.2f} ms per request")

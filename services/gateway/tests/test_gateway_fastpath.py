@@ -1,6 +1,7 @@
-"""POST /v1/generate's fast path (handlers/fastpath.py) answers exactly as the FastAPI route
-does: each request is sent to the real app and to the same app with the fast path removed,
-and the answers are compared. None of these requests reaches the database."""
+"""POST /v1/generate's fast path (handlers/fastpath.py) answers exactly as the middleware
+stack and the FastAPI route do: each request is sent to the real app and to the same app with
+the fast path removed, and the answers are compared. None of these requests reaches the
+database."""
 
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,6 @@ from genhub_gateway.adapters.keystore import KeyStore
 from genhub_gateway.adapters.urls import UrlChecker
 from genhub_gateway.config import Settings
 from genhub_gateway.handlers import fastpath
-from genhub_gateway.handlers.fastpath import GenerateFastPath
 from genhub_gateway.main import create_app
 
 from .conftest import CountingLimiter, FakeUpstreams, fake_resolver
@@ -57,9 +57,7 @@ async def clients(
         for _ in range(2)
     ]
     route_only = apps[1]
-    route_only.user_middleware = [
-        m for m in route_only.user_middleware if m.cls is not GenerateFastPath
-    ]
+    del route_only.build_middleware_stack  # fastpath.install's: the class's stack again
     opened = [
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
@@ -82,22 +80,28 @@ def _answer(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
     return response.status_code, response.json(), headers
 
 
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The API keys of the requests the fast path served (it authenticates them)."""
+    keys: list[str | None] = []
+    real = fastpath.authenticate_app
+
+    async def counting(request: Any, api_key: str | None) -> Any:
+        keys.append(api_key)
+        return await real(request, api_key)
+
+    monkeypatch.setattr(fastpath, "authenticate_app", counting)
+    return keys
+
+
 @pytest.mark.parametrize(("headers", "raw", "fast"), CASES)
 async def test_fast_path_answers_as_the_route_does(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
-    monkeypatch: pytest.MonkeyPatch,
+    served: list[str | None],
     headers: dict[str, str],
     raw: bytes,
     fast: bool,
 ) -> None:
-    served: list[str | None] = []
-    real = fastpath.authenticate_app
-
-    async def counting(request: Any, api_key: str | None) -> Any:
-        served.append(api_key)
-        return await real(request, api_key)
-
-    monkeypatch.setattr(fastpath, "authenticate_app", counting)
     with_fast_path, route_only = clients
     answer = _answer(await with_fast_path.post("/v1/generate", headers=headers, content=raw))
     assert bool(served) is fast
@@ -147,3 +151,38 @@ async def test_fast_path_request_spans_are_named_after_the_route(
     [span] = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
     assert span.name == "POST /v1/generate"
     assert span.attributes is not None and span.attributes["http.route"] == "/v1/generate"
+
+
+async def test_fast_path_answers_carry_the_request_id(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient], served: list[str | None]
+) -> None:
+    with_fast_path, _ = clients
+    given = await with_fast_path.post(
+        "/v1/generate", headers={**GOOD, "X-User-ID": "bad id", "X-Request-ID": "req-7"}, json=VALID
+    )
+    made = await with_fast_path.post(
+        "/v1/generate", headers={**GOOD, "X-User-ID": "bad id", "X-Request-ID": "a b"}, json=VALID
+    )
+    assert len(served) == 2  # both served by the fast path
+    assert given.status_code == 400 and given.headers["x-request-id"] == "req-7"
+    assert made.status_code == 400 and len(made.headers["x-request-id"]) == 32
+
+
+async def test_an_unexpected_error_on_the_fast_path_is_a_500_problem(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fastpath.http, "generate_unmetered", broken)
+    with_fast_path, _ = clients
+    response = await with_fast_path.post("/v1/generate", headers=GOOD, json=VALID)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "boom" not in response.text
+    metrics = (await with_fast_path.get("/metrics")).text
+    assert (
+        'genhub_http_request_duration_seconds_count{method="POST",route="/v1/generate",'
+        'service="gateway",status="500"}'
+    ) in metrics

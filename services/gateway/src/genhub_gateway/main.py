@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
-from fastapi.middleware import Middleware
 from genhub_platform.kafka import BrokerPublisher
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
@@ -18,9 +17,8 @@ from genhub_gateway.adapters.relay import PgOutboxRelay
 from genhub_gateway.adapters.upstream import Upstreams
 from genhub_gateway.adapters.urls import UrlChecker
 from genhub_gateway.config import Settings
-from genhub_gateway.handlers import admin, admin_proxies, http, kafka, proxies
+from genhub_gateway.handlers import admin, admin_proxies, fastpath, http, kafka, proxies
 from genhub_gateway.handlers.deps import Gateway
-from genhub_gateway.handlers.fastpath import GenerateFastPath, generate_route
 from genhub_gateway.handlers.middleware import GatewayMiddleware
 
 
@@ -112,10 +110,10 @@ def create_app(
         return settings.max_body_bytes
 
     app.add_middleware(GatewayMiddleware, limit_for=body_limit)
-    # Innermost (after the metrics): POST /v1/generate skips FastAPI's routing and dependency
-    # solving; anything unusual still goes to the route (handlers/fastpath.py).
-    app.user_middleware.append(
-        Middleware(GenerateFastPath, route=generate_route(http.router.routes))
-    )
+    # Ahead of the whole middleware stack: POST /v1/generate does what the layers do itself
+    # and skips FastAPI's routing and dependency solving; anything unusual still goes
+    # through the stack to the route (handlers/fastpath.py).
+    route = fastpath.generate_route(http.router.routes)
+    fastpath.install(app, route=route, max_body=lambda: body_limit(route.path))
     openapi_examples.install(app)
     return app

@@ -26,6 +26,11 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"The request body is larger than {limit} bytes.")
 
 
+def sane_request_id(incoming: str) -> str:
+    """The caller's request id when it is sane, else a new one."""
+    return incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 def request_id_of(scope: Scope) -> str:
     state: dict[str, Any] = scope.setdefault("state", {})
     return str(state.get("request_id", ""))
@@ -57,7 +62,7 @@ class GatewayMiddleware:
                     length = int(value)
                 except ValueError:
                     length = None
-        request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = sane_request_id(incoming)
         state["request_id"] = request_id
         limit = self.limit_for(scope["path"])
 
