@@ -3,12 +3,15 @@
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import SplitResult
 from uuid import uuid4
 
 import pytest
 from genhub_platform.objectstore import ObjectStore, ObjectStoreSettings
 from genhub_platform.s3put import S3PutError, S3Putter
+from minio.credentials.credentials import Credentials
+from minio.signer import sign_v4_s3
 
 BUCKET = "genhub-platform-test"
 
@@ -37,6 +40,42 @@ def test_the_head_carries_what_was_signed() -> None:
         f"AWS4-HMAC-SHA256 Credential={settings.access_key}/20261121/{settings.region}/s3/"
         "aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature="
     )
+
+
+@pytest.mark.parametrize(
+    ("region", "when"),
+    [
+        ("us-east-1", datetime(2026, 11, 21, 23, 59, 59, tzinfo=UTC)),
+        ("us-east-1", datetime(2026, 11, 22, 0, 0, 1, tzinfo=UTC)),  # next day: new key
+        ("eu-west-3", datetime(2026, 11, 22, 0, 0, 2, tzinfo=timezone(timedelta(hours=2)))),
+        ("eu-west-3", datetime(2027, 1, 1, 12, 0, 0)),  # naive: taken as UTC, like minio
+    ],
+)
+def test_the_signature_is_the_one_minio_computes(region: str, when: datetime) -> None:
+    settings = ObjectStoreSettings(
+        S3_BUCKET=BUCKET, S3_ENDPOINT="http://127.0.0.1:9000", S3_REGION=region
+    )
+    putter = S3Putter(settings)
+    credentials = Credentials(settings.access_key, settings.secret_key.get_secret_value())
+    for path in (f"/{BUCKET}/staging/x/0.png", f"/{BUCKET}/a%20b%2Bc~%C3%A9/1.webp"):
+        for body in (b"", b"png bytes", bytes(range(256)) * 40):
+            payload_hash = hashlib.sha256(body).hexdigest()
+            amz_date = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+            expected = sign_v4_s3(
+                method="PUT",
+                url=SplitResult("http", "127.0.0.1:9000", path, "", ""),
+                region=region,
+                headers={
+                    "Host": "127.0.0.1:9000",
+                    "x-amz-content-sha256": payload_hash,
+                    "x-amz-date": amz_date.strftime("%Y%m%dT%H%M%SZ"),
+                },
+                credentials=credentials,
+                content_sha256=payload_hash,
+                date=amz_date,
+            )["Authorization"]
+            head = putter.request_head(path, payload_hash, "image/png", len(body), when).decode()
+            assert f"\r\nAuthorization: {expected}\r\n" in head
 
 
 async def test_put_stores_the_bytes_and_reuses_connections(store: ObjectStore) -> None:
