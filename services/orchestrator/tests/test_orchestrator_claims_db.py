@@ -137,3 +137,37 @@ async def test_expired_lease_is_claimed_again(orch_uow: Callable[[], UnitOfWork]
         assert await repo.extend_lease(job_id, first_owner, LEASE) is None
         assert await repo.lock_owned(job_id, first_owner) is None
         assert await repo.extend_lease(job_id, second_owner, LEASE) is False
+
+
+async def test_one_heartbeat_extends_every_run_still_held(
+    orch_uow: Callable[[], UnitOfWork],
+) -> None:
+    owner, other = uuid4(), uuid4()
+    mine, flagged, taken = await insert_runs(orch_uow, [1, 2, 3])
+    async with orch_uow() as uow:
+        await claim_runs(uow, limit=3, owner=owner, lease=timedelta(seconds=1))
+        await uow.commit()
+    async with orch_uow() as uow:  # one is cancelled meanwhile, another taken over
+        await uow.session.exec(  # type: ignore[call-overload]
+            text("UPDATE runs SET cancel_requested = true WHERE job_id = :j").bindparams(j=flagged)
+        )
+        await uow.session.exec(  # type: ignore[call-overload]
+            text("UPDATE runs SET lease_owner = :o WHERE job_id = :j").bindparams(o=other, j=taken)
+        )
+        await uow.commit()
+    async with orch_uow() as uow:
+        flags = await RunRepository(uow.session).extend_leases(
+            [mine, flagged, taken, uuid4()], owner, LEASE
+        )
+        await uow.commit()
+    assert flags == {mine: False, flagged: True}
+    async with orch_uow() as uow:
+        rows = (
+            await uow.session.exec(  # type: ignore[call-overload]
+                text(
+                    "SELECT job_id, lease_until > now() + interval '30 seconds' FROM runs "
+                    "WHERE job_id IN (:a, :b, :c)"
+                ).bindparams(a=mine, b=flagged, c=taken)
+            )
+        ).all()
+    assert dict(rows) == {mine: True, flagged: True, taken: False}  # only ours extended

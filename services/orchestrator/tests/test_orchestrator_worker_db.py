@@ -28,7 +28,12 @@ from genhub_orchestrator.adapters.providers.mock import MockProvider
 from genhub_orchestrator.adapters.repositories import RunRepository
 from genhub_orchestrator.adapters.tables import Attempt, Run
 from genhub_orchestrator.domain.runs import CancelAction
-from genhub_orchestrator.services.runs import after_commit, enqueue_run, request_cancel
+from genhub_orchestrator.services.runs import (
+    after_commit,
+    enqueue_run,
+    enqueue_runs,
+    request_cancel,
+)
 from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
 from genhub_platform.outbox import OutboxMessage
 from genhub_platform.uow import UnitOfWork
@@ -382,3 +387,41 @@ async def test_stray_cancel_alone_does_not_cancel(orch_uow: UowFactory) -> None:
     await do_cancel(orch_uow, cancel(event, app_id=uuid4()))
     assert await enqueue(orch_uow, event) is True
     assert (await run_row(orch_uow, event)).status == "queued"
+
+
+async def test_heartbeat_notices_a_lost_lease_during_a_slow_provider(orch_uow: UowFactory) -> None:
+    staging = FakeStaging()
+    worker = make_worker(orch_uow, staging, lease=timedelta(seconds=1.5))
+    slow, quick = reserved(mock_latency_ms=30_000), reserved(mock_latency_ms=30_000)
+    for event in (slow, quick):
+        await enqueue(orch_uow, event)
+    claimed = await worker.claim_batch(8)
+    assert len(claimed) == 2
+    executions = [asyncio.create_task(worker.execute(run)) for run in claimed]
+    await asyncio.sleep(0.1)
+    async with orch_uow() as uow:  # another worker took one run over
+        await uow.session.exec(  # type: ignore[call-overload]
+            text("UPDATE runs SET lease_owner = :o WHERE job_id = :j").bindparams(
+                o=uuid4(), j=slow.job_id
+            )
+        )
+        await uow.commit()
+    await do_cancel(orch_uow, cancel(quick))  # the other one is cancelled (no interrupt() call)
+    await asyncio.wait_for(asyncio.gather(*executions), timeout=3)  # one beat stops both
+    assert (await run_row(orch_uow, slow)).status == "running"  # left to its new owner
+    assert (await run_row(orch_uow, quick)).status == "cancelled"
+    assert [type(e) for e in await events(orch_uow, slow.job_id)] == [JobStarted]
+    assert staging.objects == {}
+
+
+async def test_claim_uses_the_spec_this_process_enqueued(orch_uow: UowFactory) -> None:
+    worker = make_worker(orch_uow, FakeStaging())
+    mine, theirs = reserved(), reserved()
+    async with orch_uow() as uow:
+        assert await enqueue_runs(uow, [mine], on_queued=worker.remember_specs) == 1
+        await uow.commit()
+    await enqueue(orch_uow, theirs)  # e.g. another replica's
+    claimed = {run.job_id: run for run in await worker.claim_batch(8)}
+    assert claimed[mine.job_id].spec is mine.payload.spec  # not read back nor parsed again
+    assert claimed[theirs.job_id].spec == theirs.payload.spec  # parsed from the row
+    assert claimed[theirs.job_id].spec is not theirs.payload.spec

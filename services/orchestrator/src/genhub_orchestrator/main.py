@@ -1,5 +1,6 @@
 """Composition root: settings → runtime, object storage, providers, worker, handlers, app."""
 
+import gc
 import os
 
 from fastapi import FastAPI
@@ -14,6 +15,21 @@ from genhub_orchestrator.adapters.staging import StagingStore
 from genhub_orchestrator.config import Settings
 from genhub_orchestrator.handlers import http, kafka
 from genhub_orchestrator.services.worker import RunWorker, WorkerOptions
+
+GC_YOUNG_THRESHOLD = 20_000
+
+
+async def tune_gc() -> None:
+    """Once started (background loops run after start-up): freeze what start-up left alive
+    (modules, classes, pools: no collection walks them again) and collect the young
+    generation every 20,000 allocations instead of 700 (a run's objects are freed by
+    reference counting long before; cycles are still collected, later). py-spy showed
+    collections scattered over the hot path (e.g. 4 % inside SQLModel.__new__ of a catalog
+    reload); the bench: ~10 % less CPU per job. The gateway does the same (its `gctune`)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     kafka.register(runtime, worker)
     runtime.background.append(worker.run_forever)  # ensures the bucket, then claims runs
     runtime.background.append(worker.health_forever)
+    runtime.background.append(tune_gc)
     app = create_service_app(runtime, title="genhub orchestrator", routers=[http.router])
     app.state.worker = worker
     app.state.registry = registry

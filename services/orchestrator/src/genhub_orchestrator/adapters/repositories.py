@@ -3,7 +3,7 @@ by the domain's allowed source statuses, so concurrent workers and handlers cann
 twice."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from genhub_contracts import ErrorInfo, JobSpec
+from genhub_platform import db
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
@@ -34,9 +35,11 @@ from genhub_orchestrator.domain.scheduling import DEFAULT_PLAN_LIMITS, Candidate
 
 CLAIM_LOCK = 0x6F72636800000001  # one claimer at a time across processes: limits stay exact
 
-_CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CLAIM_LOCK)
+# The hot statements go straight to asyncpg in the session's transaction (platform
+# `db.Statement`: ~0.03 ms of CPU each against ~0.17 ms through SQLAlchemy).
+_CLAIM_LOCK = db.Statement(f"SELECT pg_advisory_xact_lock({CLAIM_LOCK})")
 # Candidates with their app's running count and their plan's limit, in one statement.
-_CLAIM_VIEW = text(
+_CLAIM_VIEW = db.Statement(
     """
     WITH running AS (
         SELECT app_id, count(*) AS n FROM runs WHERE status = 'running' GROUP BY app_id),
@@ -65,8 +68,9 @@ _CLAIM_VIEW = text(
     """
 )
 # Start the picked runs; a row another transaction holds, or that is neither queued nor
-# lease-expired any more (cancelled, or its owner's heartbeat came in), is left alone.
-_START = text(
+# lease-expired any more (cancelled, or its owner's heartbeat came in), is left alone. The
+# spec is not sent back for the runs whose spec the caller already holds (`known`).
+_START = db.Statement(
     """
     UPDATE runs AS r
     SET status = 'running', lease_owner = :owner, lease_until = now() + CAST(:lease AS interval),
@@ -80,11 +84,13 @@ _START = text(
               r.cache_key,
               EXISTS (SELECT 1 FROM budget_squeezes b
                       WHERE b.app_id = r.app_id AND b.until > now()),
-              r.priority, r.created_at, CAST(r.spec AS text)
+              r.priority, r.created_at,
+              CASE WHEN r.job_id = ANY(CAST(:known AS uuid[])) THEN NULL
+                   ELSE CAST(r.spec AS text) END
     """
 )
 # New runs: queued, or cancelled at once when a cancel overtook the reservation.
-_INSERT_MANY = text(
+_INSERT_MANY = db.Statement(
     """
     INSERT INTO runs (job_id, app_id, user_id, model, spec, hold_id, hold_amount, priority,
                       plan, cache_key, status, cancel_requested, error_code, error_message,
@@ -107,7 +113,7 @@ _INSERT_MANY = text(
 # The finish transaction in one statement: lock the runs this worker still holds (job id
 # order), end each with the outcome the worker chose for it — `if_cancelled` when its cancel
 # flag is set, its own otherwise — and log the attempts of the runs it ended.
-_FINISH_OWNED = text(
+_FINISH_OWNED = db.Statement(
     """
     WITH f AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]),
@@ -151,6 +157,29 @@ _FINISH_OWNED = text(
     SELECT job_id, cancel_requested, attempts FROM ended
     """
 )
+
+# The heartbeat of every run a worker holds, in one statement (rows locked in job id order,
+# like the finish statement's): the runs still this worker's, with their cancel flags.
+_EXTEND_LEASES = db.Statement(
+    """
+    WITH held AS (
+        SELECT job_id FROM runs
+        WHERE job_id = ANY(CAST(:ids AS uuid[])) AND status = 'running' AND lease_owner = :owner
+        ORDER BY job_id FOR UPDATE)
+    UPDATE runs AS r
+    SET lease_until = now() + CAST(:lease AS interval), updated_at = now()
+    FROM held h WHERE r.job_id = h.job_id
+    RETURNING r.job_id, r.cancel_requested
+    """
+)
+_LOCK_JOBS = db.Statement(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+    "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k"
+)
+_PENDING_CANCELS = db.Statement(
+    "SELECT job_id, app_id FROM cancel_requests WHERE job_id = ANY(CAST(:ids AS uuid[]))"
+)
+_DEFAULT_LIMITS = json.dumps(DEFAULT_PLAN_LIMITS)
 
 
 @dataclass(frozen=True)
@@ -455,21 +484,13 @@ class RunRepository:
         """`lock_job` for many jobs in one statement (sorted: two batches never deadlock)."""
         keys = sorted(str(j) for j in job_ids)
         if keys:
-            await self._exec(
-                text(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-                    "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k"
-                ).bindparams(keys=keys)
-            )
+            await _LOCK_JOBS.execute(self._session, keys=keys)
 
     async def pending_cancels(self, pairs: Sequence[tuple[UUID, UUID]]) -> set[tuple[UUID, UUID]]:
         if not pairs:
             return set()
-        stmt = select(col(CancelRequest.job_id), col(CancelRequest.app_id)).where(
-            col(CancelRequest.job_id).in_([job for job, _ in pairs])
-        )
-        found = {(job, app) for job, app in (await self._exec(stmt)).all()}
-        return found & set(pairs)
+        rows = await _PENDING_CANCELS.fetch(self._session, ids=[job for job, _ in pairs])
+        return {(r[0], r[1]) for r in rows} & set(pairs)
 
     async def insert_many(self, runs: Sequence[NewRun]) -> set[UUID]:
         """Insert the runs whose job has none yet (a job keeps its first run); the job ids
@@ -477,9 +498,9 @@ class RunRepository:
         encodes the arrays, no per-row parameter processing, the spec stored from its JSON."""
         if not runs:
             return set()
-        result = await self._core(
-            _INSERT_MANY,
-            {
+        rows = await _INSERT_MANY.fetch(
+            self._session,
+            **{
                 "jobs": [r.job_id for r in runs],
                 "apps": [r.app_id for r in runs],
                 "users": [r.user_id for r in runs],
@@ -498,7 +519,7 @@ class RunRepository:
                 "messages": [r.cancelled.message if r.cancelled else None for r in runs],
             },
         )
-        return set(result.scalars().all())
+        return {r[0] for r in rows}
 
     async def insert(self, run: Run) -> bool:
         """Insert unless the job already has a run; True when this call inserted it."""
@@ -547,11 +568,6 @@ class RunRepository:
 
     # --- the queue -------------------------------------------------------------------------
 
-    async def _core(self, stmt: Any, params: dict[str, Any]) -> Any:
-        """A textual statement on the session's connection (Core: no ORM execution path)."""
-        connection = await self._session.connection()
-        return await connection.execute(stmt, params)
-
     async def claim_view(self, *, slots: int) -> ClaimView:
         """Runs that may start now, best priority then oldest first, after taking the claim
         lock (held until commit), with what `scheduling.pick` needs to choose among them: the
@@ -562,12 +578,8 @@ class RunRepository:
         their app and cut at the app's plan limit minus what it has running, so an app at its
         limit never hides other apps' runs (no head-of-line blocking).
         """
-        await self._core(_CLAIM_LOCK, {})
-        rows = (
-            await self._core(
-                _CLAIM_VIEW, {"slots": slots, "defaults": json.dumps(DEFAULT_PLAN_LIMITS)}
-            )
-        ).all()
+        await _CLAIM_LOCK.execute(self._session)
+        rows = await _CLAIM_VIEW.fetch(self._session, slots=slots, defaults=_DEFAULT_LIMITS)
         view = ClaimView()
         for job_id, app_id, plan, takeover, running, limit in rows:
             view.candidates.append(Candidate(job_id, app_id, plan, bool(takeover)))
@@ -576,18 +588,30 @@ class RunRepository:
         return view
 
     async def start(
-        self, job_ids: Sequence[UUID], *, owner: UUID, lease: timedelta
+        self,
+        job_ids: Sequence[UUID],
+        *,
+        owner: UUID,
+        lease: timedelta,
+        known: Mapping[UUID, JobSpec] | None = None,
     ) -> list[StartedRun]:
         """Mark the picked runs running under this worker's lease (skipping any locked row, and
         any that is no longer queued or lease-expired), in priority then age order.
 
         One UPDATE over an array parameter returning plain rows: the spec as JSON text, parsed
-        once here, and whether the app's budget is squeezed."""
+        once here, and whether the app's budget is squeezed. A run whose spec is in `known`
+        (this process enqueued it: the event's spec, which is what the row stores) is not sent
+        back nor parsed again."""
         if not job_ids:
             return []
-        rows = (
-            await self._core(_START, {"ids": list(job_ids), "owner": owner, "lease": lease})
-        ).all()
+        known = known or {}
+        rows = await _START.fetch(
+            self._session,
+            ids=list(job_ids),
+            owner=owner,
+            lease=lease,
+            known=[j for j in job_ids if j in known],
+        )
         rows.sort(key=lambda r: (r[8], r[9]))  # priority, created_at
         return [
             StartedRun(
@@ -599,7 +623,7 @@ class RunRepository:
                 attempts=r[5],
                 cache_key=r[6],
                 squeezed=bool(r[7]),
-                spec=JobSpec.model_validate_json(r[10]),
+                spec=known[r[0]] if r[10] is None else JobSpec.model_validate_json(r[10]),
             )
             for r in rows
         ]
@@ -618,6 +642,18 @@ class RunRepository:
         )
         row = (await self._exec(stmt)).first()
         return None if row is None else bool(row[0])
+
+    async def extend_leases(
+        self, job_ids: Sequence[UUID], owner: UUID, lease: timedelta
+    ) -> dict[UUID, bool]:
+        """`extend_lease` for every run in `job_ids` in one statement: job id → cancel flag of
+        each run still this worker's (a run missing there was lost)."""
+        if not job_ids:
+            return {}
+        rows = await _EXTEND_LEASES.fetch(
+            self._session, ids=list(job_ids), owner=owner, lease=lease
+        )
+        return {r[0]: bool(r[1]) for r in rows}
 
     async def lock_owned(self, job_id: UUID, owner: UUID) -> Run | None:
         """The running run this worker holds, row-locked for the final transaction."""
@@ -641,9 +677,9 @@ class RunRepository:
         if not records:
             return {}
         attempts = [(r, a) for r in records for a in r.attempts]
-        rows = await self._core(
-            _FINISH_OWNED,
-            {
+        rows = await _FINISH_OWNED.fetch(
+            self._session,
+            **{
                 "owner": owner,
                 "ids": [r.job_id for r in records],
                 "statuses": [r.ending.status.value for r in records],
@@ -670,7 +706,7 @@ class RunRepository:
                 "a_messages": [_message(a.error) for _, a in attempts],
             },
         )
-        return {job: (bool(flag), int(n)) for job, flag, n in rows.all()}
+        return {job: (bool(flag), int(n)) for job, flag, n in rows}
 
     async def finish(
         self,

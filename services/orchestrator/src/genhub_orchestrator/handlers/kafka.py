@@ -21,7 +21,7 @@ def register(runtime: Runtime, worker: RunWorker) -> None:
         TokensReserved, name="enqueue_run", max_records=500, timeout_ms=5, after_commit=worker.wake
     )
     async def on_tokens_reserved(events: list[TokensReserved], uow: UnitOfWork) -> None:
-        await enqueue_runs(uow, events)
+        await enqueue_runs(uow, events, on_queued=worker.remember_specs)
 
     @runtime.consumer.on(JobCancelRequested, name="cancel_run")
     async def on_cancel_requested(event: JobCancelRequested, uow: UnitOfWork) -> None:

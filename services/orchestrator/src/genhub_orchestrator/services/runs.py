@@ -116,10 +116,14 @@ async def enqueue_run(uow: UnitOfWork, event: TokensReserved) -> bool:
     return bool(await enqueue_runs(uow, [event]))
 
 
-async def enqueue_runs(uow: UnitOfWork, events: list[TokensReserved]) -> int:
+async def enqueue_runs(
+    uow: UnitOfWork,
+    events: list[TokensReserved],
+    on_queued: Callable[[dict[UUID, JobSpec]], None] | None = None,
+) -> int:
     """`enqueue_run` for a batch in a few statements: lock the jobs (against a concurrent
     cancel), look up early cancels, insert the runs (ON CONFLICT DO NOTHING). Returns how many
-    runs were queued."""
+    runs were queued; `on_queued` gets their specs (the worker keeps them for the claim)."""
     if any(e.job_id is None for e in events):
         raise ValueError("tokens.reserved without a job_id")
     events = list({e.job_id: e for e in events}.values())  # a batch may repeat a job
@@ -128,16 +132,18 @@ async def enqueue_runs(uow: UnitOfWork, events: list[TokensReserved]) -> int:
     early = await repo.pending_cancels([(e.job_id, e.app_id) for e in events if e.job_id])
     runs = [_new_run(e, cancelled_early=(e.job_id, e.app_id) in early) for e in events]
     inserted = await repo.insert_many(runs)
-    queued = 0
+    queued: dict[UUID, JobSpec] = {}
     for event, run in zip(events, runs, strict=True):
         if run.job_id not in inserted:
             log.info("run for job %s already recorded", run.job_id)
         elif run.cancelled is not None:
             _cancelled_at_once(uow, event)
         else:
-            queued += 1
-    RUNS_ENQUEUED.inc(queued)
-    return queued
+            queued[run.job_id] = event.payload.spec
+    if on_queued is not None and queued:
+        on_queued(queued)
+    RUNS_ENQUEUED.inc(len(queued))
+    return len(queued)
 
 
 def run_cache_key(spec: JobSpec) -> str | None:

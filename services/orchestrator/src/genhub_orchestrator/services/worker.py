@@ -6,10 +6,11 @@ Flow of one run (each step its own short transaction, provider calls outside any
    ends right here (JobGenerated with the cached outputs); otherwise JobStarted is published
    (after the prompt enhancement when the job asked for one).
 2. execute: routes in tier-aware order; per route, retries with backoff on retryable errors,
-   each call under the provider's timeout, concurrency cap and circuit breaker. A heartbeat
-   extends the lease and notices a cancel flag or a lost lease while the provider works; a
-   cancel in this process interrupts at once. Interrupting an adapter makes it send the
-   provider's cancel call.
+   each call under the provider's timeout, concurrency cap and circuit breaker. One heartbeat
+   statement per interval extends the leases of every run this process has at a provider and
+   notices cancel flags and lost leases; a cancel in this process interrupts at once.
+   Interrupting a run cancels its task's provider call (the adapter sends the provider's
+   cancel call).
 3. stage each output at `staging/{app_id}/{job_id}/{index}.png`.
 4. finalize: generated + JobGenerated, or failed/cancelled + JobCompleted, with the attempt log.
 
@@ -140,6 +141,15 @@ FINISH_GATHER = 32  # while other runs are in flight, a smaller batch waits...
 FINISH_GATHER_S = 0.002  # ...this long once for more to finish
 CLAIM_BATCH = 16  # while busy, claim once at least this many slots are free...
 CLAIM_GATHER_S = 0.005  # ...or after this short wait
+SPEC_MEMO = 50_000  # specs of runs this process enqueued, kept for their claim
+
+
+@dataclass
+class _Held:
+    """A run at its providers: the task to interrupt, and why it was (once it was)."""
+
+    task: "asyncio.Task[Any]"
+    interrupt: "Interrupt | None" = None
 
 
 @dataclass
@@ -209,7 +219,9 @@ class RunWorker:
         self.health = HealthBoard(uow_factory, options.breaker)
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._cancels: dict[UUID, asyncio.Event] = {}
+        self._held: dict[UUID, _Held] = {}  # runs at their providers, for the heartbeat
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._specs: dict[UUID, JobSpec] = {}  # enqueued here, not claimed yet
         self._catalog: CatalogSnapshot | None = None
         self._catalog_at = 0.0
         self._caps: dict[str, tuple[int, asyncio.Semaphore]] = {}
@@ -223,10 +235,19 @@ class RunWorker:
         self._wakeup.set()
 
     def interrupt(self, job_id: UUID) -> None:
-        """A cancel for a run this process executes: stop its provider call now."""
-        event = self._cancels.get(job_id)
-        if event is not None:
-            event.set()
+        """A cancel for a run this process executes (its flag is committed): stop its provider
+        call now."""
+        held = self._held.get(job_id)
+        if held is not None:
+            self._stop(held, Interrupt.CANCELLED)
+
+    def remember_specs(self, specs: dict[UUID, JobSpec]) -> None:
+        """Specs of runs just queued by this process: their claim here need not read and parse
+        them again (the row stores exactly this spec). Bounded: the oldest go first."""
+        memo = self._specs
+        memo.update(specs)
+        while len(memo) > SPEC_MEMO:
+            del memo[next(iter(memo))]
 
     def describe(self) -> dict[str, Any]:
         return {"owner": str(self.owner), "in_flight": len(self._tasks)}
@@ -300,6 +321,8 @@ class RunWorker:
 
     async def _shutdown(self) -> None:
         tasks = list(self._tasks)
+        if self._heartbeat is not None:
+            tasks.append(self._heartbeat)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -333,9 +356,11 @@ class RunWorker:
             if not view.candidates:
                 return []
             chosen = pick(view.candidates, running=view.running, limits=view.limits, slots=limit)
-            rows = await repo.start(
-                [c.job_id for c in chosen], owner=self.owner, lease=self._opts.lease
-            )
+            ids = [c.job_id for c in chosen]
+            known = {j: self._specs[j] for j in ids if j in self._specs}
+            rows = await repo.start(ids, owner=self.owner, lease=self._opts.lease, known=known)
+            for job_id in known:
+                self._specs.pop(job_id, None)
             if not rows:
                 await uow.commit()
                 return []
@@ -501,49 +526,66 @@ class RunWorker:
             log.exception("run %s failed unexpectedly; retried after its lease", run.job_id)
 
     async def execute(self, run: ClaimedRun) -> None:
-        cancelled = self._cancels[run.job_id] = asyncio.Event()
+        held = self._held[run.job_id] = _Held(self._current_task())
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._heartbeat_while_held())
         try:
-            work = asyncio.create_task(self._generate(run))
-            interrupt = await self._watch(run, work, cancelled)
+            execution = await self._generate(run)
+        except asyncio.CancelledError:
+            # Ours (cancel flag, lost lease) unless something else cancelled too (shutdown).
+            if held.interrupt is None or held.task.uncancel() > 0:
+                raise
+            execution = Execution()
+        else:
+            if held.interrupt is not None:  # the call swallowed our cancel and returned
+                held.task.uncancel()
         finally:
-            self._cancels.pop(run.job_id, None)
-        if interrupt is Interrupt.LOST:
+            if self._held.get(run.job_id) is held:
+                del self._held[run.job_id]
+        if held.interrupt is Interrupt.LOST:
             log.warning("run %s was taken over by another worker; dropping our result", run.job_id)
             return
-        execution = Execution() if interrupt is Interrupt.CANCELLED else work.result()
         staged: list[StagedOutput] = []
-        if execution.images and interrupt is None:
+        if execution.images and held.interrupt is None:
             staged = await self._stage(run, execution.images)
         await self._finalize(run, execution, staged)
 
-    async def _watch(
-        self, run: ClaimedRun, work: "asyncio.Task[Execution]", cancelled: asyncio.Event
-    ) -> Interrupt | None:
-        """Wait for the provider work, extending the lease; stop it on cancel or lost lease."""
+    @staticmethod
+    def _current_task() -> "asyncio.Task[Any]":
+        task = asyncio.current_task()
+        assert task is not None
+        return task
+
+    @staticmethod
+    def _stop(held: _Held, why: Interrupt) -> None:
+        if held.interrupt is None:
+            held.interrupt = why
+            held.task.cancel()
+
+    async def _heartbeat_while_held(self) -> None:
+        """Extend the leases of the runs at their providers, all in one statement per
+        interval, while there are any; interrupt those cancelled or lost meanwhile."""
         interval = min(self._opts.lease.total_seconds() / 3, self._opts.heartbeat_s)
-        waiter = asyncio.create_task(cancelled.wait())
-        try:
-            while True:
-                done, _ = await asyncio.wait(
-                    {work, waiter}, timeout=interval, return_when=asyncio.FIRST_COMPLETED
-                )
-                if work in done:
-                    return None
+        while self._held:
+            await asyncio.sleep(interval)
+            held = {job: h for job, h in self._held.items() if h.interrupt is None}
+            if not held:
+                continue
+            try:
                 async with self._uow() as uow:
-                    flag = await RunRepository(uow.session).extend_lease(
-                        run.job_id, self.owner, self._opts.lease
+                    flags = await RunRepository(uow.session).extend_leases(
+                        list(held), self.owner, self._opts.lease
                     )
                     await uow.commit()
+            except Exception:  # the next beat retries; a lapsed lease is noticed then
+                log.exception("extending the leases of %d runs failed", len(held))
+                continue
+            for job_id, item in held.items():
+                if self._held.get(job_id) is not item:
+                    continue  # its provider call ended meanwhile
+                flag = flags.get(job_id)
                 if flag is None or flag:
-                    work.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await work
-                    return Interrupt.LOST if flag is None else Interrupt.CANCELLED
-        except BaseException:
-            work.cancel()
-            raise
-        finally:
-            waiter.cancel()
+                    self._stop(item, Interrupt.LOST if flag is None else Interrupt.CANCELLED)
 
     async def _generate(self, run: ClaimedRun) -> Execution:
         result = Execution()
@@ -705,6 +747,8 @@ class RunWorker:
                 index=index, bucket=self._staging.bucket, key=key, content_type=image.content_type
             )
 
+        if len(images) == 1:  # the usual case: no task per object
+            return [await put(0, images[0])]
         return list(await asyncio.gather(*(put(i, img) for i, img in enumerate(images))))
 
     # --- finalize ----------------------------------------------------------------------------
