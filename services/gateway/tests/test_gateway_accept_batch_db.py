@@ -30,7 +30,7 @@ def job_write(app_id: uuid.UUID, user: str, key: str | None = None) -> JobWrite:
         model="mock",
         status="queued",
         priority=0,
-        spec=spec.model_dump(mode="json"),
+        spec_json=spec.model_dump_json(),
         metadata={},
     )
     event = JobRequested.new(

@@ -58,3 +58,32 @@ async def test_relay_publishes_accepted_jobs_in_order_and_marks_them(
 
 async def test_the_app_runs_the_asyncpg_relay(app: FastAPI) -> None:
     assert isinstance(app.state.runtime.relay, PgOutboxRelay)
+
+
+async def test_relay_lingers_only_after_a_small_batch(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    created = await create_tenant(http, plan="pro")
+    publisher = RecordingPublisher()
+    relay = PgOutboxRelay(
+        app.state.gateway.pool,
+        app.state.runtime.sessions,
+        publisher,
+        linger_s=0.3,
+        linger_below=10,
+    )
+    loop = asyncio.get_running_loop()
+    await submit(http, created["api_key"], user="u1")
+    began = loop.time()
+    assert await relay.publish_pending() == 1  # after an idle spell: at once
+    assert loop.time() - began < 0.25
+    await submit(http, created["api_key"], user="u2")
+    began = loop.time()
+    assert await relay.publish_pending() == 1  # the last pass published a few: it lingered
+    assert loop.time() - began >= 0.3
+    began = loop.time()
+    assert await relay.publish_pending() == 0  # nothing left (it lingered once more)
+    assert loop.time() - began >= 0.3
+    began = loop.time()
+    assert await relay.publish_pending() == 0  # nothing was published just before: no wait
+    assert loop.time() - began < 0.25

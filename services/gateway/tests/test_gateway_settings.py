@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from genhub_contracts import parse_event
+from genhub_gateway.config import Settings
 
 from .test_gateway_db import ADMIN, BODY, create_tenant, rows
 
@@ -245,3 +246,13 @@ async def test_admin_tokens_are_created_hashed_and_revocable(
     assert (await http.get("/admin/apps", headers=ADMIN)).status_code == 200  # bootstrap still
     listed = (await http.get("/admin/tokens", headers=ADMIN)).json()["tokens"]
     assert listed[0]["revoked_at"] is not None and "token_hash" not in listed[0]
+
+
+def test_sessions_are_not_pinged_with_a_round_trip_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GENHUB_ADMIN_TOKEN", "t")
+    monkeypatch.delenv("DB_PRE_PING", raising=False)
+    assert Settings().db_pre_ping == "local"
+    monkeypatch.setenv("DB_PRE_PING", "roundtrip")
+    assert Settings().db_pre_ping == "roundtrip"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
 from genhub_contracts import (
     AppOptions,
     Envelope,
@@ -234,7 +235,7 @@ def new_job(
         model=request.model,
         status=JobStatus.QUEUED.value,
         priority=request.priority,
-        spec=spec.model_dump(mode="json"),
+        spec_json=spec.model_dump_json(),
         metadata=request.metadata,
     )
     event = JobRequested.new(
@@ -261,7 +262,7 @@ async def submit_job(
         model=new.model,
         status=new.status,
         priority=new.priority,
-        spec=new.spec,
+        spec=orjson.loads(new.spec_json),
         job_metadata=new.metadata,
     )
     uow.session.add(job)

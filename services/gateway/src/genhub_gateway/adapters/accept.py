@@ -127,7 +127,7 @@ class JobWrite:
             model=job.model,
             status=job.status,
             priority=job.priority,
-            spec=_json(job.spec),
+            spec=job.spec_json,
             metadata=_json(job.metadata),
             topic=event.TOPIC,
             key=event.key,

@@ -13,6 +13,6 @@ class NewJob:
     model: str
     status: str
     priority: int
-    spec: dict[str, Any]
+    spec_json: str  # the spec as JSON text, serialized once for the row and kept as is
     metadata: dict[str, Any]
     job_id: UUID = field(default_factory=uuid4)
