@@ -82,33 +82,34 @@ async def reserve_batch(
         return
     session = uow.session
     await batch_sql.lock_jobs(session, firsts)
-    decided = await batch_sql.decided_jobs(session, list(firsts))
-    todo = [e for job_id, e in firsts.items() if job_id not in decided]
-    if decided:
-        log.info("%d job(s) already decided; replays ignored", len(decided))
-    if not todo:
+    asked = {job_id: _request(e) for job_id, e in firsts.items()}
+    all_apps = sorted({r.app_id for r in asked.values()}, key=str)
+    # Everything that does not need the account locks is done first, in one statement (missing
+    # accounts created, jobs already decided, clock, prices, apps, unlocked funds): concurrent
+    # batches on a hot account then overlap this work instead of queueing behind the row lock.
+    context = await batch_sql.batch_context(
+        session,
+        list(firsts),
+        all_apps,
+        [(issuance_account_id(a), a, None) for a in all_apps]
+        + [(r.account_id, r.app_id, r.user_id) for r in asked.values()],
+    )
+    pending = [job_id for job_id in firsts if job_id not in context.decided]
+    if context.decided:
+        log.info("%d job(s) already decided; replays ignored", len(context.decided))
+    if not pending:
         return
 
-    requests = [_request(e) for e in todo]
+    todo = [firsts[job_id] for job_id in pending]
+    requests = [asked[job_id] for job_id in pending]
     app_ids = sorted({r.app_id for r in requests}, key=str)
-    # Everything that does not need the account locks is read first: concurrent batches on a
-    # hot account then overlap this work instead of queueing behind the row lock for it.
-    now = await batch_sql.clock(session)
-    entries = await batch_sql.price_entries(session, app_ids)
-    apps = {row.app_id: row for row in await batch_sql.app_rows(session, app_ids, now.period)}
-    terms = {app: _terms(app, apps.get(app), entries) for app in app_ids}
-    await batch_sql.ensure_accounts(
-        session,
-        [(issuance_account_id(a), a, None) for a in app_ids]
-        + [(r.account_id, r.app_id, r.user_id) for r in requests],
-    )
-    ids = {
-        r.job_id: (hold_id_for(r.job_id), job_transfer_id(r.job_id, TransferKind.GENERATION_HOLD))
-        for r in requests
-    }
+    now = context.clock
+    apps = {row.app_id: row for row in context.apps}
+    terms = {app: _terms(app, apps.get(app), context.prices) for app in app_ids}
     # `tokens.reserved` built and serialised before the row locks, for the expected outcome
-    # (a paid hold of the quoted price); used only if the decision turns out exactly so.
-    speculative = _speculative_reserved(todo, requests, terms, ids)
+    # (a paid hold of the quoted price, where the unlocked funds cover it); used only if the
+    # decision turns out exactly so.
+    speculative = _speculative_reserved(todo, requests, terms, context.available)
     locked = await batch_sql.lock_accounts(session, (r.account_id for r in requests))
     quota_pairs = sorted(
         {(r.app_id, r.user_id) for r in requests if terms[r.app_id].free_daily_quota > 0},
@@ -141,7 +142,7 @@ async def reserve_batch(
             )  # fmt: skip
             published.append(_rejected_event(event, decision))
             continue
-        hold_id, transfer_id = ids[request.job_id]
+        hold_id, transfer_id = _hold_ids(request.job_id)
         holds_out.append(
             batch_sql.HoldRow(
                 id=hold_id,
@@ -168,28 +169,28 @@ async def reserve_batch(
                 _reserved_event(event, hold_id, decision.amount, decision.free_outputs > 0)
             )
 
-    deltas = {
-        a: st.reserved - st.reserved_before
-        for a, st in states.items()
-        if st.reserved_before != st.reserved
-    }
-    await batch_sql.move_reserved(session, deltas, plans)
-    await batch_sql.insert_holds(session, holds_out, hold_ttl_s)
-    await batch_sql.insert_rejections(session, rejections)
-    quota_added = {
-        owners[a]: st.quota_used - st.quota_used_before
-        for a, st in states.items()
-        if st.quota_used != st.quota_used_before
-    }
-    await batch_sql.add_quota_usage(session, now.day, quota_added)
     published.extend(_low_balance_events(requests, states, terms))
     events_left = iter(
         batch_sql.outbox_rows(p for p in published if not isinstance(p, batch_sql.OutboxRow))
     )
-    await batch_sql.insert_outbox(
-        session,
-        [p if isinstance(p, batch_sql.OutboxRow) else next(events_left) for p in published],
+    writes = batch_sql.BatchWrites(
+        deltas={
+            a: st.reserved - st.reserved_before
+            for a, st in states.items()
+            if st.reserved_before != st.reserved
+        },
+        plans=plans,
+        holds=holds_out,
+        rejections=rejections,
+        day=now.day,
+        quota_added={
+            owners[a]: st.quota_used - st.quota_used_before
+            for a, st in states.items()
+            if st.quota_used != st.quota_used_before
+        },
+        outbox=[p if isinstance(p, batch_sql.OutboxRow) else next(events_left) for p in published],
     )
+    await batch_sql.write_batch(session, writes, hold_ttl_s)
 
 
 def _reserved_event(event: JobRequested, hold_id: UUID, amount: int, free: bool) -> TokensReserved:
@@ -202,14 +203,21 @@ def _reserved_event(event: JobRequested, hold_id: UUID, amount: int, free: bool)
     )
 
 
+def _hold_ids(job_id: UUID) -> tuple[UUID, UUID]:
+    """The job's hold id and hold transfer id (deterministic: a retry makes the same)."""
+    return hold_id_for(job_id), job_transfer_id(job_id, TransferKind.GENERATION_HOLD)
+
+
 def _speculative_reserved(
     events: Sequence[JobRequested],
     requests: Sequence[reservation.Request],
     terms: dict[UUID, reservation.AppTerms],
-    ids: dict[UUID, tuple[UUID, UUID]],
+    available: dict[UUID, int],
 ) -> dict[UUID, tuple[int, batch_sql.OutboxRow]]:
-    """Outbox rows for `tokens.reserved` as a paid hold of the quoted price, per job."""
+    """Outbox rows for `tokens.reserved` as a paid hold of the quoted price, per job whose
+    account's unlocked funds cover it (with the batch's earlier jobs on that account)."""
     guesses: dict[UUID, tuple[int, TokensReserved]] = {}
+    left = dict(available)
     for event, r in zip(events, requests, strict=True):
         t = terms[r.app_id]
         if t.free_daily_quota or t.budget_blocked:
@@ -218,7 +226,11 @@ def _speculative_reserved(
             price = t.prices.quote(r.model, r.num_outputs, r.size, r.quality)
         except UnknownModelError:
             continue
-        guesses[r.job_id] = (price, _reserved_event(event, ids[r.job_id][0], price, False))
+        if left.get(r.account_id, 0) < price:
+            continue  # most likely rejected: nothing built in vain
+        left[r.account_id] -= price
+        hold_id = _hold_ids(r.job_id)[0]
+        guesses[r.job_id] = (price, _reserved_event(event, hold_id, price, False))
     rows = batch_sql.outbox_rows(event for _, event in guesses.values())
     return {job: (price, row) for (job, (price, _)), row in zip(guesses.items(), rows, strict=True)}
 
