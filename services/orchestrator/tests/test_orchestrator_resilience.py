@@ -9,6 +9,8 @@ from genhub_orchestrator.domain.resilience import (
     RetryPolicy,
     backoff_delay,
 )
+from genhub_orchestrator.services.health import HealthBoard
+from genhub_platform.uow import UnitOfWork
 
 POLICY = RetryPolicy(max_retries=3, base_delay_s=0.2, max_delay_s=1.0, max_retry_after_s=10)
 
@@ -105,3 +107,25 @@ def test_released_probe_frees_the_slot() -> None:
 def test_breaker_config_from_provider_settings(key: str) -> None:
     config = BreakerConfig.from_settings({f"breaker_{key}": 2}, CONFIG)
     assert getattr(config, key) == 2 and config.window == CONFIG.window
+
+
+def test_health_board_tells_when_a_provider_health_changed() -> None:
+    clock = [100.0]
+
+    def no_database() -> UnitOfWork:
+        raise AssertionError("changed() and changes() need no database")
+
+    board = HealthBoard(
+        no_database, BreakerConfig(failure_threshold=2, cooldown_s=30), clock=lambda: clock[0]
+    )
+    assert not board.changed("p")  # no breaker yet: nothing to publish
+    breaker = board.breaker("p")
+    breaker.record(success=True, now=clock[0])
+    assert not board.changed("p")
+    breaker.record(success=False, now=clock[0])
+    breaker.record(success=False, now=clock[0])  # opens: down
+    assert board.changed("p")
+    assert [(c.provider, c.health) for c in board.changes()] == [("p", Health.DOWN)]
+    assert not board.changed("p")  # published
+    clock[0] += 31  # cooled down: degraded, without any call
+    assert board.changed("p")

@@ -70,6 +70,14 @@ class HealthBoard:
         now = self._clock()
         return {name: (b.health(now), b.state) for name, b in self._breakers.items()}
 
+    def changed(self, provider: str) -> bool:
+        """Has this provider's health changed since it was last published? (Cheap: asked after
+        every call; `changes()` then finds it and refreshes the gauges.)"""
+        breaker = self._breakers.get(provider)
+        return breaker is not None and breaker.health(self._clock()) is not self._seen.get(
+            provider, Health.HEALTHY
+        )
+
     def changes(self) -> list[HealthChange]:
         """Health that changed since the last call (and updates the gauges)."""
         now = self._clock()

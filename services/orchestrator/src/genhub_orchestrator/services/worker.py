@@ -67,7 +67,12 @@ from genhub_orchestrator.domain.providers import (
     RetryableProviderError,
     TerminalProviderError,
 )
-from genhub_orchestrator.domain.resilience import BreakerConfig, RetryPolicy, backoff_delay
+from genhub_orchestrator.domain.resilience import (
+    BreakerConfig,
+    CircuitBreaker,
+    RetryPolicy,
+    backoff_delay,
+)
 from genhub_orchestrator.domain.routing import (
     AttemptFailure,
     RouteOption,
@@ -115,6 +120,18 @@ class Staging(Protocol):
 
 
 @dataclass(frozen=True)
+class RoutePlan:
+    """How to call one route, worked out once per claim (not per attempt): the adapter, the
+    retry policy and timeout from the provider's settings under the route's, the breaker."""
+
+    adapter: Any
+    policy: RetryPolicy
+    timeout_s: float
+    breaker: CircuitBreaker
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
 class ClaimedRun:
     job_id: UUID
     app_id: UUID
@@ -123,6 +140,7 @@ class ClaimedRun:
     routes: list[RouteOption]
     announce: bool = False  # JobStarted still to publish (after the prompt enhancement)
     providers: dict[str, ProviderInfo] = field(default_factory=dict)
+    plans: list[RoutePlan | None] = field(default_factory=list)  # one per route, in order
 
 
 @dataclass
@@ -366,8 +384,9 @@ class RunWorker:
                 return []
             catalog = await self.catalog(uow)
             usable = self._usable(catalog)  # once per claim: adapters looked up per provider
+            plans: dict[int, RoutePlan | None] = {}  # per route object, for this claim
             for row in rows:
-                run = await self._prepare(uow, row, catalog, usable)
+                run = await self._prepare(uow, row, catalog, usable, plans)
                 if run is not None:
                     ready.append(run)
             await uow.commit()
@@ -386,6 +405,7 @@ class RunWorker:
         row: StartedRun,
         catalog: CatalogSnapshot,
         usable: set[str],
+        plans: dict[int, RoutePlan | None],
     ) -> ClaimedRun | None:
         spec = row.spec
         if row.cancel_requested:
@@ -430,7 +450,28 @@ class RunWorker:
         if not announce:
             uow.publish(self._started(row.app_id, row.job_id, spec, routes[0].provider, row.claims))
         providers = {r.provider: catalog.providers[r.provider] for r in routes}
-        return ClaimedRun(row.job_id, row.app_id, spec, row.claims, routes, announce, providers)
+        for route in routes:  # the route objects live as long as this claim's catalog
+            if id(route) not in plans:
+                plans[id(route)] = self._plan(route, providers[route.provider])
+        route_plans = [plans[id(route)] for route in routes]
+        return ClaimedRun(
+            row.job_id, row.app_id, spec, row.claims, routes, announce, providers, route_plans
+        )
+
+    def _plan(self, route: RouteOption, info: ProviderInfo | None) -> RoutePlan | None:
+        adapter = self._registry.adapter(info.spec) if info else None
+        if info is None or adapter is None:
+            return None
+        settings = {**info.spec.settings, **route.settings}
+        return RoutePlan(
+            adapter=adapter,
+            policy=RetryPolicy.from_settings(settings, self._opts.retry),
+            timeout_s=float(
+                settings.get("timeout_s") or info.timeout_s or self._opts.provider_timeout_s
+            ),
+            breaker=self.health.breaker(route.provider, info.spec.settings),
+            max_concurrency=info.max_concurrency,
+        )
 
     @staticmethod
     def _started(
@@ -615,10 +656,9 @@ class RunWorker:
                     )
                 )
                 await uow.commit()
-        for route in run.routes:
-            info = run.providers.get(route.provider)
-            adapter = self._registry.adapter(info.spec) if info else None
-            if info is None or adapter is None:
+        plans = run.plans or [self._plan(r, run.providers.get(r.provider)) for r in run.routes]
+        for route, plan in zip(run.routes, plans, strict=True):
+            if plan is None:
                 continue
             request = GenerationRequest(
                 job_id=run.job_id,
@@ -633,12 +673,7 @@ class RunWorker:
                 prompt=prompt,
                 images=images,
             )
-            settings = {**info.spec.settings, **route.settings}
-            policy = RetryPolicy.from_settings(settings, self._opts.retry)
-            timeout_s = float(
-                settings.get("timeout_s") or info.timeout_s or self._opts.provider_timeout_s
-            )
-            breaker = self.health.breaker(route.provider, info.spec.settings)
+            breaker = plan.breaker
             retry = 0
             while True:
                 if not breaker.allow(self.health.now()):
@@ -649,7 +684,7 @@ class RunWorker:
                     )
                     break
                 outcome = await self._attempt(
-                    adapter, request, route, timeout_s, info.max_concurrency
+                    plan.adapter, request, route, plan.timeout_s, plan.max_concurrency
                 )
                 error, images_out, record = outcome
                 result.attempts.append(record)
@@ -657,7 +692,8 @@ class RunWorker:
                     breaker.record(success=error is None, now=self.health.now())
                 else:
                     breaker.release_probe()
-                await self._publish_health()
+                if self.health.changed(route.provider):
+                    await self._publish_health()
                 if error is None:
                     result.images = images_out[: spec.input.num_outputs]
                     result.provider = route.provider
@@ -673,7 +709,7 @@ class RunWorker:
                 if not error.retryable:
                     return result
                 retry += 1
-                delay = backoff_delay(retry, policy, retry_after_s=error.retry_after_s)
+                delay = backoff_delay(retry, plan.policy, retry_after_s=error.retry_after_s)
                 if delay is None:
                     break
                 await asyncio.sleep(delay)
