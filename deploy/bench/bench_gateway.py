@@ -33,7 +33,10 @@ the status counts and p50/p95/p99. Two ways to load the gateway:
 With `--pid` (by default the local stack's var/run/gateway.pid, when the URL
 is on this machine) it also prints the server's CPU per request, from /proc/<pid>/stat over
 the whole run (warm-up included, and whatever else the process does meanwhile: the outbox
-relay, the event projection), and the load generator's own CPU per request.
+relay, the event projection), and the load generator's own CPU per request. Against the
+local stack it also prints the whole box's CPU per request (every service, Kafka, PostgreSQL,
+MinIO, kernel workers, until the gateway has settled) and the rate two cores saturate at: what
+every accepted job costs downstream shares the same cores as the accept path.
 """
 
 import argparse
@@ -49,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import bench_support
 import httpx
 
 
@@ -342,6 +346,9 @@ async def main() -> int:
     record_from = loop.time() + args.warmup
     load = Load(host, port, api_key, users, body, record_from + args.seconds, record_from)
     server_cpu_before = process_cpu_s(pid) if pid is not None else None
+    stack = bench_support.StackCpu() if pid is not None else None  # the local stack only
+    if stack is not None:
+        stack.start()
     client_cpu_before = time.process_time()
     began = time.perf_counter()
     if args.rate is not None:
@@ -403,6 +410,12 @@ async def main() -> int:
             )
     if sent:
         print(f"  client CPU      {client_cpu * 1000 / sent:.2f} ms per request")
+    if stack is not None and sent:
+        # Until the gateway settled: the jobs' downstream work (billing's rejection, the
+        # notifier's and storage's records, the projection) lags the answers.
+        wall = time.perf_counter() - began
+        for line in bench_support.stack_cpu_lines(stack.stop(), sent, "request", wall):
+            print("  " + line)
     return 0 if accepted == len(latencies) else 1
 
 
