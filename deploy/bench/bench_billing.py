@@ -52,6 +52,7 @@ import asyncio
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -317,22 +318,11 @@ async def run_phase(
     args: argparse.Namespace,
 ) -> Phase:
     count = int(args.service_rate * args.seconds)
-    records = []
-    for i in range(count):
-        event = gateway_like(app_id, users[i % len(users)], i)
-        records.append((event.key, event.model_dump_json().encode()))
-    headers = [("event-type", JobRequested.TYPE.encode())]
-    topic = PREFIX + JobRequested.TOPIC
+    events = [gateway_like(app_id, users[i % len(users)], i) for i in range(count)]
     cpu0 = bench.cpu_seconds(service.pid)
     sql0 = bench.metric(PORT, "genhub_db_statements_total")
     start = time.perf_counter()
-    for i, (key, value) in enumerate(records):
-        due = start + i / args.service_rate
-        if (wait := due - time.perf_counter()) > 0:
-            await asyncio.sleep(wait)
-        await producer.send(topic, value, key=key, headers=headers)
-    await producer.flush()
-    sent_s = time.perf_counter() - start
+    sent_s = await publish_paced(producer, events, PREFIX + JobRequested.TOPIC, args.service_rate)
     deadline = time.monotonic() + 120
     while await decided(conn, app_id) < count or await conn.fetchval(
         "SELECT count(*) FROM outbox WHERE published_at IS NULL"
@@ -353,19 +343,49 @@ async def run_phase(
     return Phase(name, count, sent_s, drained_s, cpu, sql, held, rejected, batches, bench.loadavg())
 
 
-async def fresh_database() -> None:
-    """The bench database dropped and created again: no accounts of earlier runs for the
-    start-up pass of the plan scheduler to allocate while the phases run."""
+async def fresh_database(name: str) -> None:
+    """A bench database dropped and created again (here: no accounts of earlier runs for the
+    start-up pass of the plan scheduler to allocate while the phases run)."""
     admin = await asyncpg.connect(f"{bench.PG}/postgres")
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         await admin.close()
-    await bench.ensure_database(BENCH_DB)
+    await bench.ensure_database(name)
+
+
+async def tear_down(
+    spy: subprocess.Popen[bytes] | None,
+    producer: AIOKafkaProducer,
+    conn: asyncpg.Connection,
+    service: bench.ServiceProcess,
+) -> None:
+    """py-spy told to write its samples, then the producer, connection and service stopped."""
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+    await producer.stop()
+    await conn.close()
+    service.stop()
+
+
+async def publish_paced(
+    producer: AIOKafkaProducer, events: list[JobRequested], topic: str, rate: float
+) -> float:
+    """Send `events` (serialised up front) at a steady `rate`; returns the seconds it took."""
+    records = [(event.key, event.model_dump_json().encode()) for event in events]
+    headers = [("event-type", JobRequested.TYPE.encode())]
+    start = time.perf_counter()
+    for i, (key, value) in enumerate(records):
+        if (wait := start + i / rate - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        await producer.send(topic, value, key=key, headers=headers)
+    await producer.flush()
+    return time.perf_counter() - start
 
 
 async def service_main(args: argparse.Namespace) -> int:
-    await fresh_database()
+    await fresh_database(BENCH_DB)
     service = billing_process()
     service.start()
     producer = AIOKafkaProducer(bootstrap_servers=bench.KAFKA, acks="all", linger_ms=2)
@@ -389,12 +409,7 @@ async def service_main(args: argparse.Namespace) -> int:
                 continue
             phases.append(await run_phase(name, producer, conn, service, app_id, users, args))
     finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(30)
-        await producer.stop()
-        await conn.close()
-        service.stop()
+        await tear_down(spy, producer, conn, service)
     print(
         f"billing benchmark: own process ({PORT}, topics {PREFIX}*, database {BENCH_DB}),"
         f" job.requested at {args.service_rate:g}/s for {args.seconds:g} s per phase,"

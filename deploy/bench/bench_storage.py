@@ -8,6 +8,17 @@ image pipeline plus object storage, not PostgreSQL or Kafka.
 
     uv run --no-sync python deploy/bench/bench_storage.py [--images 40] [--concurrency 2]
         [--format png|jpeg|webp|pdf]
+
+`--specs` measures the other path every accepted job takes through storage instead: a real
+storage process of its own (`genhub-storage serve` through bench_support.ServiceProcess, port
+18083, database `genhub_storage_bench` created afresh, `bench-stor.` Kafka topics, MinIO bucket
+genhub-bench) consuming `job.requested` published at a steady --rate for --seconds (as the
+gateway publishes them; bench_billing's helpers). It ends when every job's spec row is written
+and prints the process's CPU-seconds (/proc/<pid>/stat) and SQL statements
+(`genhub_db_statements_total`) per event, and events per batch transaction.
+
+    uv run --no-sync python deploy/bench/bench_storage.py --specs [--rate 300] [--seconds 5]
+        [--py-spy OUT]
 """
 
 import argparse
@@ -21,7 +32,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID, uuid4
 
-from genhub_contracts import JobGenerated, StagedOutput
+import asyncpg
+import bench_billing
+import bench_support as bench
+from aiokafka import AIOKafkaProducer
+from genhub_contracts import JobGenerated, JobRequested, StagedOutput
 from genhub_contracts.events import JobGeneratedPayload
 from genhub_platform.objectstore import ObjectStore, ObjectStoreSettings
 from genhub_storage.adapters.blobs import BlobStore
@@ -84,12 +99,76 @@ def provider_like_png(seed: int) -> bytes:
     return buf.getvalue()
 
 
+SPECS_PREFIX = "bench-stor."
+SPECS_DB = "genhub_storage_bench"
+SPECS_PORT = 18083
+
+
+async def specs(args: argparse.Namespace) -> None:
+    """job.requested -> job_specs rows through a storage process of its own."""
+    await bench_billing.fresh_database(SPECS_DB)
+    service = bench.ServiceProcess(
+        "storage",
+        SPECS_PORT,
+        {
+            "STORAGE_DATABASE_URL": f"{bench.PG}/{SPECS_DB}",
+            "KAFKA_TOPIC_PREFIX": SPECS_PREFIX,
+            "S3_BUCKET": BUCKET,
+            "STORAGE_SWEEP_INTERVAL_S": "0",
+            "LOG_LEVEL": "WARNING",
+        },
+        bench.ROOT / "var" / "log" / "bench-storage.log",
+    )
+    service.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bench.KAFKA, acks="all", linger_ms=2)
+    conn = await asyncpg.connect(f"{bench.PG}/{SPECS_DB}")
+    spy = None
+    try:
+        await service.wait_ready()
+        await producer.start()
+        topic = SPECS_PREFIX + JobRequested.TOPIC
+        users = [f"user-{i}" for i in range(1000)]
+        rounds = [("warm-up", 1.0), ("measured", args.seconds)]
+        for name, seconds in rounds:
+            app = uuid4()
+            count = int(args.rate * seconds)
+            events = [bench_billing.gateway_like(app, users[i % 1000], i) for i in range(count)]
+            if name == "measured" and args.py_spy:
+                spy = bench.start_py_spy(service.pid, args.py_spy)
+            cpu0 = bench.cpu_seconds(service.pid)
+            sql0 = bench.metric(SPECS_PORT, "genhub_db_statements_total")
+            sent_s = await bench_billing.publish_paced(producer, events, topic, args.rate)
+            deadline = time.monotonic() + 120
+            query = "SELECT count(*), count(DISTINCT created_at) FROM job_specs WHERE app_id = $1"
+            while (row := await conn.fetchrow(query, app))[0] < count:
+                if time.monotonic() > deadline:
+                    raise SystemExit("storage did not record every job.requested within 120 s")
+                await asyncio.sleep(0.05)
+            cpu = bench.cpu_seconds(service.pid) - cpu0
+            sql = bench.metric(SPECS_PORT, "genhub_db_statements_total") - sql0
+        print(
+            f"storage job.requested: own process ({SPECS_PORT}, topics {SPECS_PREFIX}*, database"
+            f" {SPECS_DB}); {count} events at {count / sent_s:.0f}/s, all recorded;"
+            f" {count / row[1]:.1f} events/batch; CPU {cpu * 1000 / count:.3f} ms/event;"
+            f" SQL {sql / count:.3f} statements/event; load {bench.loadavg()}"
+        )
+    finally:
+        await bench_billing.tear_down(spy, producer, conn, service)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--format", default="png", choices=["png", "jpeg", "webp", "pdf"])
+    parser.add_argument("--specs", action="store_true", help="the job.requested path instead")
+    parser.add_argument("--rate", type=float, default=300.0, help="--specs: events per second")
+    parser.add_argument("--seconds", type=float, default=5.0, help="--specs: how long")
+    parser.add_argument("--py-spy", default=None, help="--specs: write py-spy samples")
     args = parser.parse_args()
+    if args.specs:
+        await specs(args)
+        return
     # No job.requested in this benchmark: silence the per-job 'using defaults' warning.
     logging.getLogger("genhub_storage").setLevel(logging.ERROR)
 

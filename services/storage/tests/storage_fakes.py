@@ -1,12 +1,14 @@
 """In-memory stand-ins for the unit of work, repository and object storage."""
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from genhub_storage.adapters.blobs import Listed, ObjectTooLarge
 from genhub_storage.adapters.tables import JobOutcome, JobSpecRow, OutputObject, UploadObject
+from genhub_storage.domain.policy import SpecFacts
 
 
 class FakeUow:
@@ -29,9 +31,9 @@ class FakeRepo:
     async def commit(self) -> None:
         self.commits += 1
 
-    async def save_specs(self, specs: Sequence[JobSpecRow]) -> None:
+    async def save_specs(self, specs: Sequence[SpecFacts]) -> None:
         for spec in specs:
-            self.specs.setdefault(spec.job_id, spec)
+            self.specs.setdefault(spec.job_id, JobSpecRow(**asdict(spec)))
 
     async def spec(self, app_id: UUID, job_id: UUID) -> JobSpecRow | None:
         found = self.specs.get(job_id)

@@ -5,14 +5,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
+from genhub_platform.db import Statement
 from sqlalchemy import delete, func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_storage.adapters.tables import JobOutcome, JobSpecRow, OutputObject, UploadObject
+from genhub_storage.domain.policy import SpecFacts
 
-_SAVE_SPECS = text(
+# Column arrays: one statement text whatever the batch size, sent straight to asyncpg.
+_SAVE_SPECS = Statement(
     "INSERT INTO job_specs (job_id, app_id, user_id, plan, watermark_text, watermark_position,"
     " watermark_opacity, retention_days, dpi)"
     " SELECT * FROM unnest(CAST(:jobs AS uuid[]), CAST(:apps AS uuid[]), CAST(:users AS text[]),"
@@ -70,26 +73,23 @@ class ObjectRepository:
 
     # -- job specs ------------------------------------------------------------------------
 
-    async def save_specs(self, specs: Sequence[JobSpecRow]) -> None:
+    async def save_specs(self, specs: Sequence[SpecFacts]) -> None:
         """Insert many job specs in one statement; a job already recorded keeps its row."""
         if not specs:
             return
         # One row per job even within a batch (ON CONFLICT cannot touch a row twice).
         rows = list({spec.job_id: spec for spec in reversed(specs)}.values())
-        # Column arrays: one statement text whatever the batch size, so it is compiled once.
-        await self._session.exec(  # type: ignore[call-overload]
-            _SAVE_SPECS,
-            params={
-                "jobs": [r.job_id for r in rows],
-                "apps": [r.app_id for r in rows],
-                "users": [r.user_id for r in rows],
-                "plans": [r.plan for r in rows],
-                "texts": [r.watermark_text for r in rows],
-                "positions": [r.watermark_position for r in rows],
-                "opacities": [r.watermark_opacity for r in rows],
-                "retentions": [r.retention_days for r in rows],
-                "dpis": [r.dpi for r in rows],
-            },
+        await _SAVE_SPECS.execute(
+            self._session,
+            jobs=[r.job_id for r in rows],
+            apps=[r.app_id for r in rows],
+            users=[r.user_id for r in rows],
+            plans=[r.plan for r in rows],
+            texts=[r.watermark_text for r in rows],
+            positions=[r.watermark_position for r in rows],
+            opacities=[r.watermark_opacity for r in rows],
+            retentions=[r.retention_days for r in rows],
+            dpis=[r.dpi for r in rows],
         )
 
     async def spec(self, app_id: UUID, job_id: UUID) -> JobSpecRow | None:

@@ -1,6 +1,7 @@
 """What a job's spec decides for its outputs: watermark, retention, pdf resolution."""
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from genhub_contracts import Plan
 from genhub_contracts.jobs import JobSpec, Watermark
@@ -19,6 +20,22 @@ class OutputRules:
     def watermark(self) -> Watermark | None:
         """Free-tier users get the app's watermark; paid tiers never do (unknown = paid)."""
         return self.app_watermark if self.plan == Plan.FREE.value else None
+
+
+@dataclass(frozen=True, slots=True)
+class SpecFacts:
+    """What storage keeps of a job's spec (a `job_specs` row to be written): plain values, so
+    recording a batch of job.requested builds no ORM objects."""
+
+    job_id: UUID
+    app_id: UUID
+    user_id: str
+    plan: str
+    watermark_text: str | None
+    watermark_position: str | None
+    watermark_opacity: float | None
+    retention_days: int
+    dpi: int | None
 
 
 def rules_from_spec(spec: JobSpec) -> OutputRules:

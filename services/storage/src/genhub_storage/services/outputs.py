@@ -40,7 +40,7 @@ from genhub_storage.domain.images import (
     sha256_hex,
     watermark_signature,
 )
-from genhub_storage.domain.policy import OutputRules, default_rules, rules_from_spec
+from genhub_storage.domain.policy import OutputRules, SpecFacts, default_rules, rules_from_spec
 from genhub_storage.services.ports import Blobs, Clock, utcnow
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class OutputsRepo(Protocol):
     async def record_outcome(self, outcome: JobOutcome) -> bool: ...
     async def add_objects(self, objects: Sequence[OutputObject]) -> int: ...
     async def spec(self, app_id: UUID, job_id: UUID) -> JobSpecRow | None: ...
-    async def save_specs(self, specs: Sequence[JobSpecRow]) -> None: ...
+    async def save_specs(self, specs: Sequence[SpecFacts]) -> None: ...
     async def lock_content(self, app_id: UUID, sha256: str) -> None: ...
     async def file_with_content(self, app_id: UUID, sha256: str) -> OutputObject | None: ...
     async def file_by_key(self, app_id: UUID, key: str) -> OutputObject | None: ...
@@ -98,13 +98,13 @@ class SpecRecorder:
         await self._repo_for(uow).save_specs([_spec_row(event) for event in events])
 
 
-def _spec_row(event: JobRequested) -> JobSpecRow:
+def _spec_row(event: JobRequested) -> SpecFacts:
     if event.job_id is None:
         raise ValueError("job.requested without job_id")
     spec = event.payload.spec
     rules = rules_from_spec(spec)
     mark = rules.app_watermark
-    return JobSpecRow(
+    return SpecFacts(
         job_id=event.job_id,
         app_id=event.app_id,
         user_id=spec.user_id,
@@ -117,7 +117,7 @@ def _spec_row(event: JobRequested) -> JobSpecRow:
     )
 
 
-def rules_from_row(row: JobSpecRow) -> OutputRules:
+def rules_from_row(row: JobSpecRow | SpecFacts) -> OutputRules:
     mark = None
     if row.watermark_text:
         mark = Watermark(
