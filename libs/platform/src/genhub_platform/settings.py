@@ -38,6 +38,15 @@ class PlatformSettings(BaseSettings):
     # ones). A benchmark or an isolated test run gives its own process a prefix so it neither
     # sees nor feeds the shared topics.
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
+    # Batch consumers: the broker answers a fetch once this many bytes are ready or the wait
+    # is over. Under load that turns many one-record fetches, offset commits and transactions
+    # into a few bigger ones; an idle topic costs at most the wait in added latency per hop.
+    kafka_fetch_min_bytes: int = Field(
+        default=16384, ge=1, validation_alias="KAFKA_FETCH_MIN_BYTES"
+    )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=10, ge=0, le=500, validation_alias="KAFKA_FETCH_MAX_WAIT_MS"
+    )
 
     database_url: str | None = None
     pghost: str = Field(default="127.0.0.1", validation_alias="PGHOST")
@@ -45,12 +54,13 @@ class PlatformSettings(BaseSettings):
     pguser: str = Field(default="genhub", validation_alias="PGUSER")
     pgpassword: SecretStr = Field(default=SecretStr("genhub"), validation_alias="PGPASSWORD")
     db_pool_size: int = 10
-    # How a pooled connection is checked before use. "roundtrip" (SQLAlchemy pool_pre_ping:
-    # BEGIN; SELECT; ROLLBACK on every checkout, three round trips per transaction) or "local":
-    # the driver's own view of its socket (a server restart or pg_terminate_backend closes it,
-    # and asyncpg notices the close) with no round trip; a connection found closed is replaced.
+    # How a pooled connection is checked before use. "local" (default): the driver's own view
+    # of its socket (a server restart or pg_terminate_backend closes it, and asyncpg notices the
+    # close) with no round trip; a connection found closed is replaced. "roundtrip" (SQLAlchemy
+    # pool_pre_ping: BEGIN; SELECT; ROLLBACK on every checkout, three extra round trips per
+    # transaction) also catches a peer that vanished without closing (a dropped network path).
     db_pre_ping: Literal["roundtrip", "local"] = Field(
-        default="roundtrip", validation_alias="DB_PRE_PING"
+        default="local", validation_alias="DB_PRE_PING"
     )
 
     outbox_poll_interval_s: float = 0.5
