@@ -119,6 +119,42 @@ async def test_concurrent_relays_publish_each_row_once(sessions: Any) -> None:
     assert len(set(payloads)) == 200
 
 
+async def test_a_commit_during_a_relay_pass_is_published_without_waiting_for_the_poll(
+    sessions: Any,
+) -> None:
+    relay: OutboxRelay
+
+    class CommittingPublisher(RecordingPublisher):
+        """While the relay sends the first row, another unit of work commits and wakes it."""
+
+        async def send(
+            self, topic: str, payload: bytes, key: bytes, headers: dict[str, str]
+        ) -> "asyncio.Future[Any]":
+            if not self.sent:
+                async with UnitOfWork(sessions, on_commit=relay.wake) as uow:
+                    uow.publish(late)
+                    await uow.commit()
+            return await super().send(topic, payload, key, headers)
+
+    publisher = CommittingPublisher()
+    relay = OutboxRelay(sessions, publisher, batch_size=1000, poll_interval_s=30)
+    await relay.publish_pending()  # drain rows of earlier tests
+    publisher.sent.clear()
+    first, late = _event(), _event()
+    async with UnitOfWork(sessions, on_commit=lambda: None) as uow:
+        uow.publish(first)
+        await uow.commit()
+
+    task = asyncio.create_task(relay.run_forever())
+    try:
+        async with asyncio.timeout(5):  # far below the 30 s poll interval
+            while len(publisher.sent) < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert [key for _, key, _ in publisher.sent] == [first.key, late.key]
+
+
 async def test_inbox_applies_an_event_once_per_consumer(sessions: Any) -> None:
     event_id = uuid4()
     async with UnitOfWork(sessions, on_commit=lambda: None) as uow:

@@ -157,6 +157,9 @@ class OutboxRelay:
 
     async def run_forever(self) -> None:
         while True:
+            # Cleared before the pass, not after: a commit that wakes the relay while a pass
+            # is running must get a pass of its own at once, not wait out the poll interval.
+            self._wakeup.clear()
             try:
                 published = await self.publish_pending()
                 await self._cleanup_if_due()
@@ -167,7 +170,6 @@ class OutboxRelay:
                 published = 0
                 await asyncio.sleep(1.0)
             if published < self._batch_size:
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval_s)
 
