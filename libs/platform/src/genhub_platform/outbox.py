@@ -25,17 +25,17 @@ from sqlalchemy import (
     DateTime,
     Index,
     LargeBinary,
-    bindparam,
     delete,
     event,
     func,
     insert,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
 
+from genhub_platform import db
 from genhub_platform.db import SessionFactory
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,14 @@ def _drop_pending(session: Session, previous_transaction: Any) -> None:
     session.info.pop(_PENDING, None)
 
 
-_CLAIM = text(
+# Straight to asyncpg (db.Statement): the relay runs a pass per committed batch of every
+# producer, so SQLAlchemy's per-statement work was a visible share of a busy service's CPU.
+_CLAIM = db.Statement(
     "SELECT id, topic, key, payload, headers FROM outbox WHERE published_at IS NULL"
     " ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
-_MARK = text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)").bindparams(
-    bindparam("ids", type_=ARRAY(BigInteger))
+_MARK = db.Statement(
+    "UPDATE outbox SET published_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 
 
@@ -176,8 +178,7 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published."""
         async with self._sessions() as session, session.begin():
-            conn = await session.connection()
-            rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).all()
+            rows = await _CLAIM.fetch(session, limit=self._batch_size)
             if not rows:
                 return 0
             pending = [
@@ -185,7 +186,7 @@ class OutboxRelay:
                 for _, topic, key, payload, headers in rows
             ]
             await asyncio.gather(*pending)
-            await conn.execute(_MARK, {"ids": [row[0] for row in rows]})
+            await _MARK.execute(session, ids=[row[0] for row in rows])
         return len(rows)
 
     async def _cleanup_if_due(self) -> None:
