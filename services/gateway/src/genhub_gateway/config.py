@@ -1,6 +1,5 @@
 """Gateway settings: platform defaults plus the admin token, upstream URLs and cache TTLs."""
 
-from typing import Literal
 
 from genhub_platform.settings import PlatformSettings
 from pydantic import Field, SecretStr
@@ -10,13 +9,6 @@ class Settings(PlatformSettings):
     service_name: str = "gateway"
     http_port: int = 8080
     database_url: str | None = Field(default=None, validation_alias="GATEWAY_DATABASE_URL")
-    # No BEGIN/SELECT/ROLLBACK ping before every SQLAlchemy transaction (each projection
-    # batch is one; the pings were three of its round trips): a connection whose socket the
-    # driver saw close is still replaced at checkout (platform db). The accept path and the
-    # relay use their own asyncpg pool (adapters/pgpool.py) either way.
-    db_pre_ping: Literal["roundtrip", "local"] = Field(
-        default="local", validation_alias="DB_PRE_PING"
-    )
 
     # Required on purpose: an admin API with a default token is an open door.
     admin_token: SecretStr = Field(validation_alias="GENHUB_ADMIN_TOKEN", min_length=1)

@@ -1,6 +1,5 @@
 """Notifier settings: the platform's plus webhook delivery options (env first)."""
 
-from typing import Literal
 
 from genhub_platform.settings import PlatformSettings
 from pydantic import Field, SecretStr, field_validator
@@ -12,11 +11,6 @@ class Settings(PlatformSettings):
     service_name: str = "notifier"
     http_port: int = 8084
     database_url: str | None = Field(default=None, validation_alias="NOTIFIER_DATABASE_URL")
-    # Recording, leasing and writing results are many short transactions: no ping round trips
-    # before each (a closed connection is still replaced at checkout, platform db).
-    db_pre_ping: Literal["roundtrip", "local"] = Field(
-        default="local", validation_alias="DB_PRE_PING"
-    )
 
     storage_url: str = Field(default="http://127.0.0.1:8083", validation_alias="STORAGE_URL")
 
