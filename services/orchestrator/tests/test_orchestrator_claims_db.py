@@ -171,3 +171,49 @@ async def test_one_heartbeat_extends_every_run_still_held(
             )
         ).all()
     assert dict(rows) == {mine: True, flagged: True, taken: False}  # only ours extended
+
+
+async def test_a_claim_ranking_a_prefix_of_the_queue_finds_what_ranking_all_of_it_finds(
+    orch_uow: Callable[[], UnitOfWork],
+) -> None:
+    """The claim ranks the first `scan` queued runs; when apps at their limit fill that
+    prefix it ranks the whole queue: the candidates never depend on the prefix's size."""
+    free, pro, big = uuid4(), uuid4(), uuid4()
+    queue = [(free, "free")] * 6 + [(pro, "pro")] * 4 + [(big, "enterprise"), (free, "free")] * 2
+    jobs: dict[UUID, UUID] = {}
+    for app_id, plan in queue:  # one transaction each: oldest first in this order
+        async with orch_uow() as uow:
+            spec = JobSpec.model_validate(
+                {"user_id": "u1", "model": "mock", "input": {"prompt": "p"}}
+            )
+            job_id = uuid4()
+            await RunRepository(uow.session).insert(
+                Run(
+                    job_id=job_id,
+                    app_id=app_id,
+                    user_id="u1",
+                    model="mock",
+                    spec=spec.model_dump(mode="json"),
+                    plan=plan,
+                    status="queued",
+                )
+            )
+            jobs[job_id] = app_id
+            await uow.commit()
+    async with orch_uow() as uow:  # the oldest run starts: the free app is at its limit
+        await claim_runs(uow, limit=1, owner=uuid4(), lease=LEASE)
+        await uow.commit()
+
+    async def candidates(slots: int, scan: int) -> list[UUID]:
+        async with orch_uow() as uow:
+            view = await RunRepository(uow.session).claim_view(slots=slots, scan=scan)
+            await uow.commit()
+        return [c.job_id for c in view.candidates if c.job_id in jobs]
+
+    for slots in (1, 2, 3, 5, 8):
+        whole = await candidates(slots, 10_000)
+        for scan in (1, 2, 3, 4, 7, 20):
+            assert await candidates(slots, scan) == whole, (slots, scan)
+    # The free app (limit 1, one running) fills the head of the queue: the others still come.
+    assert [jobs[j] for j in await candidates(3, 2)] == [pro, pro, pro]  # the pro limit is 3
+    assert [jobs[j] for j in await candidates(4, 2)] == [pro, pro, pro, big]

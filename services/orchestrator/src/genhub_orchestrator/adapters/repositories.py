@@ -34,19 +34,29 @@ from genhub_orchestrator.domain.runs import RunStatus, sources_of
 from genhub_orchestrator.domain.scheduling import DEFAULT_PLAN_LIMITS, Candidate
 
 CLAIM_LOCK = 0x6F72636800000001  # one claimer at a time across processes: limits stay exact
+CLAIM_SCAN_MIN = 256  # queued runs ranked by a claim before it looks at the whole queue...
+CLAIM_SCAN_PER_SLOT = 8  # ...or this many per slot to fill
 
 # The hot statements go straight to asyncpg in the session's transaction (platform
 # `db.Statement`: ~0.03 ms of CPU each against ~0.17 ms through SQLAlchemy).
 _CLAIM_LOCK = db.Statement(f"SELECT pg_advisory_xact_lock({CLAIM_LOCK})")
-# Candidates with their app's running count and their plan's limit, in one statement.
+# Candidates with their app's running count and their plan's limit, in one statement. Queued
+# runs are ranked within their app over the first :scan queued runs in queue order (all of
+# them when :scan is NULL): a run's rank counts only runs of its app ahead of it in that same
+# order, all inside the prefix, so ranks (and hence the first candidates) are the same as over
+# the whole queue. The first column is how many queued runs the prefix holds (one row with
+# NULL candidate columns when there is no candidate).
 _CLAIM_VIEW = db.Statement(
     """
     WITH running AS (
         SELECT app_id, count(*) AS n FROM runs WHERE status = 'running' GROUP BY app_id),
+    prefix AS (
+        SELECT job_id, app_id, plan, priority, created_at FROM runs
+        WHERE status = 'queued' ORDER BY priority, created_at, job_id LIMIT :scan),
     ranked AS (
         SELECT job_id, app_id, plan, priority, created_at,
                row_number() OVER (PARTITION BY app_id ORDER BY priority, created_at, job_id) AS rn
-        FROM runs WHERE status = 'queued'),
+        FROM prefix),
     candidates AS (
         (SELECT job_id, app_id, plan, true AS takeover, priority, created_at
          FROM runs WHERE status = 'running' AND lease_until < now()
@@ -59,9 +69,10 @@ _CLAIM_VIEW = db.Statement(
          WHERE q.rn + coalesce(r.n, 0)
                <= coalesce(pl.max_running, (CAST(:defaults AS jsonb) ->> q.plan)::int, 1)
          ORDER BY q.priority, q.created_at, q.job_id LIMIT :slots))
-    SELECT c.job_id, c.app_id, c.plan, c.takeover, coalesce(r.n, 0),
+    SELECT s.n, c.job_id, c.app_id, c.plan, c.takeover, coalesce(r.n, 0),
            coalesce(pl.max_running, (CAST(:defaults AS jsonb) ->> c.plan)::int, 1)
-    FROM candidates c
+    FROM (SELECT count(*) AS n FROM prefix) s
+    LEFT JOIN candidates c ON true
     LEFT JOIN running r ON r.app_id = c.app_id
     LEFT JOIN plan_limits pl ON pl.plan = c.plan
     ORDER BY c.takeover DESC, c.priority, c.created_at, c.job_id
@@ -568,7 +579,7 @@ class RunRepository:
 
     # --- the queue -------------------------------------------------------------------------
 
-    async def claim_view(self, *, slots: int) -> ClaimView:
+    async def claim_view(self, *, slots: int, scan: int | None = None) -> ClaimView:
         """Runs that may start now, best priority then oldest first, after taking the claim
         lock (held until commit), with what `scheduling.pick` needs to choose among them: the
         running count of each candidate's app and the limit of each candidate's plan (the
@@ -577,11 +588,28 @@ class RunRepository:
         Lease-expired running runs (a dead worker's) come first. Queued runs are ranked within
         their app and cut at the app's plan limit minus what it has running, so an app at its
         limit never hides other apps' runs (no head-of-line blocking).
+
+        Ranking the whole queue cost PostgreSQL ~12 ms per claim with 3,000 runs queued (a
+        sort and a window over all of them, under the claim lock): the statement first ranks
+        only the first `scan` queued runs (default `CLAIM_SCAN_PER_SLOT` per slot, at least
+        `CLAIM_SCAN_MIN`). That prefix gives the same first candidates as the whole queue
+        whenever it holds `slots` of them, or is the whole queue; otherwise (apps at their
+        limit fill the head of the queue) the whole queue is ranked, as before.
         """
         await _CLAIM_LOCK.execute(self._session)
-        rows = await _CLAIM_VIEW.fetch(self._session, slots=slots, defaults=_DEFAULT_LIMITS)
+        scan = scan or max(CLAIM_SCAN_MIN, CLAIM_SCAN_PER_SLOT * slots)
+        rows = await _CLAIM_VIEW.fetch(
+            self._session, slots=slots, scan=scan, defaults=_DEFAULT_LIMITS
+        )
+        queued = sum(1 for r in rows if r[1] is not None and not r[4])
+        if rows[0][0] >= scan and queued < slots:
+            rows = await _CLAIM_VIEW.fetch(
+                self._session, slots=slots, scan=None, defaults=_DEFAULT_LIMITS
+            )
         view = ClaimView()
-        for job_id, app_id, plan, takeover, running, limit in rows:
+        for _, job_id, app_id, plan, takeover, running, limit in rows:
+            if job_id is None:
+                continue  # no candidate: the row only carries the prefix's size
             view.candidates.append(Candidate(job_id, app_id, plan, bool(takeover)))
             view.running[app_id] = int(running)
             view.limits[plan] = int(limit)
