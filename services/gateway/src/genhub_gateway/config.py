@@ -1,6 +1,5 @@
 """Gateway settings: platform defaults plus the admin token, upstream URLs and cache TTLs."""
 
-
 from genhub_platform.settings import PlatformSettings
 from pydantic import Field, SecretStr
 

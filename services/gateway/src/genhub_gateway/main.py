@@ -5,10 +5,11 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
+from genhub_platform import gctune
 from genhub_platform.kafka import BrokerPublisher
 from genhub_platform.runtime import Runtime, build_runtime, create_service_app
 
-from genhub_gateway import gctune, openapi_examples, services
+from genhub_gateway import openapi_examples, services
 from genhub_gateway.adapters.accept import JobAcceptor
 from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore, admin_token_loader, db_loader

@@ -1,6 +1,5 @@
 """Notifier settings: the platform's plus webhook delivery options (env first)."""
 
-
 from genhub_platform.settings import PlatformSettings
 from pydantic import Field, SecretStr, field_validator
 

@@ -1,7 +1,5 @@
 """Orchestrator settings: the platform's plus the run queue and the mock provider's knobs."""
 
-from typing import Literal
-
 from genhub_platform.settings import PlatformSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -13,11 +11,6 @@ class Settings(PlatformSettings):
     service_name: str = "orchestrator"
     http_port: int = 8082
     database_url: str | None = Field(default=None, validation_alias="ORCHESTRATOR_DATABASE_URL")
-    # No BEGIN/SELECT/ROLLBACK ping before every transaction (claims and finishes are many
-    # short transactions): a closed connection is still replaced at checkout (platform db).
-    db_pre_ping: Literal["roundtrip", "local"] = Field(
-        default="local", validation_alias="DB_PRE_PING"
-    )
 
     # Run queue.
     max_concurrency: int = Field(default=8, ge=1, validation_alias="ORCHESTRATOR_MAX_CONCURRENCY")

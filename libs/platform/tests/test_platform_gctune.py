@@ -6,7 +6,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
-from genhub_gateway import gctune
+from genhub_platform import gctune
 
 
 @pytest.fixture

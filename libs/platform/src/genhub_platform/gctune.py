@@ -1,6 +1,6 @@
 """Garbage-collector settings for a serving process (CPython's cyclic collector).
 
-Under the accept benchmark the collector took ~12% of the gateway's main thread (py-spy
+Under the gateway's accept benchmark the collector took ~12% of its main thread (py-spy
 --native: `gc_collect_main`). With the default thresholds (a young collection every 700
 net allocations of tracked objects) the objects of the requests in flight are scanned again
 and again and promoted, so the older generations fill with objects that die soon after and
