@@ -33,7 +33,6 @@ import signal
 import statistics
 import sys
 import time
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -66,35 +65,6 @@ def reserved(app_id: UUID, i: int, tag: str) -> TokensReserved:
             {"spec": spec, "hold_id": str(uuid4()), "amount": 10}
         ),
     )
-
-
-def others_cpu() -> dict[str, float]:
-    """CPU-seconds so far of what else works for the bench: MinIO, Kafka, PostgreSQL processes
-    (key `pg <pid>`, `pg* <pid>` for a backend of the bench's database), this client."""
-    figures = {"bench client": sum(os.times()[:2])}
-    for name in ("minio", "kafka"):
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((bench.ROOT / f"var/run/{name}.pid").read_text())
-            figures[name] = bench.cpu_seconds(pid)
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if (Path(entry.path) / "comm").read_text().strip() != "postgres":
-                continue
-            ours = DB.encode() in (Path(entry.path) / "cmdline").read_bytes()
-            figures[f"{'pg*' if ours else 'pg'} {entry.name}"] = bench.cpu_seconds(int(entry.name))
-    return figures
-
-
-def cpu_elsewhere(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """CPU-seconds spent between two `others_cpu()` (PostgreSQL summed: backends of the
-    bench's database, and all; a backend that ended meanwhile is missed)."""
-    spent = {name: after[name] - before.get(name, 0.0) for name in after}
-    totals = {k: v for k, v in spent.items() if not k.startswith("pg")}
-    totals["postgres (bench db)"] = sum(v for k, v in spent.items() if k.startswith("pg* "))
-    totals["postgres (all)"] = sum(v for k, v in spent.items() if k.startswith("pg"))
-    return totals
 
 
 def orchestrator_process(concurrency: int) -> bench.ServiceProcess:
@@ -259,7 +229,11 @@ async def main(args: argparse.Namespace) -> int:
             events = [reserved(apps[i % len(apps)], i, "timed") for i in range(args.jobs)]
             load_before = bench.loadavg()
             spy = bench.start_py_spy(proc.pid, args.py_spy) if args.py_spy else None
-            others0 = others_cpu()
+            stack = bench.StackCpu(
+                extra={"bench orchestrator": proc.pid, "bench client": os.getpid()}
+            )
+            stack.start()
+            began = time.perf_counter()
             cpu0, sql0 = (
                 bench.cpu_seconds(proc.pid),
                 bench.metric(PORT, "genhub_db_statements_total"),
@@ -269,7 +243,7 @@ async def main(args: argparse.Namespace) -> int:
                 bench.cpu_seconds(proc.pid),
                 bench.metric(PORT, "genhub_db_statements_total"),
             )
-            others1 = others_cpu()
+            stack_used, stack_wall = stack.stop(), time.perf_counter() - began
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await asyncio.to_thread(spy.wait, 30)
@@ -304,11 +278,8 @@ async def main(args: argparse.Namespace) -> int:
             f"({jobs / max(cpu, 1e-9):,.0f} jobs per CPU-second)"
         )
         print(f"SQL statements: {(sql1 - sql0) / max(1, jobs):.3f} per job")
-        elsewhere = cpu_elsewhere(others0, others1)
-        print(
-            "CPU per job elsewhere: "
-            + ", ".join(f"{k} {v / max(1, jobs) * 1000:.2f} ms" for k, v in elsewhere.items())
-        )
+        for line in bench.stack_cpu_lines(stack_used, jobs, "job", stack_wall):
+            print(line)
         if latencies:
             print(
                 f"latency tokens.reserved → job.generated: p50 {statistics.median(latencies):.0f}"
