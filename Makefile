@@ -53,8 +53,10 @@ lint: install ## ruff and mypy
 
 bench: bench-gateway bench-billing bench-orchestrator bench-storage bench-notifier ## every benchmark
 
-bench-gateway: up ## gateway accept path: requests/s and p50/p95/p99 (prints figures)
-	@set -a; source var/secrets.env; set +a; $(UV) run --no-sync python deploy/bench/bench_gateway.py
+bench-gateway: up ## gateway accept path alone, then in the stack: requests/s, p50/p95/p99 (prints figures)
+	@set -a; source var/secrets.env; set +a; \
+	$(UV) run --no-sync python deploy/bench/bench_gateway.py --alone --rate 1000 --concurrency 64 && \
+	$(UV) run --no-sync python deploy/bench/bench_gateway.py
 
 bench-billing: infra-up ## billing reservation throughput and latency (prints figures)
 	@$(UV) run --no-sync python deploy/bench/bench_billing.py

@@ -222,3 +222,43 @@ async def test_a_handler_of_several_topics_gets_their_mixed_batch_in_one_unit_of
     assert calls == [[bad.event_id, third.event_id], [bad.event_id], [third.event_id]]
     assert dead == [bad.model_dump_json().encode()]
     assert await _outbox_event_ids(sessions) == [first.event_id, second.event_id, third.event_id]
+
+
+async def test_batch_routes_share_one_subscriber_and_keep_their_own_units_of_work(
+    sessions: SessionFactory,
+) -> None:
+    broker = KafkaBroker()
+    consumer = EventConsumer(
+        broker, "gateway", lambda: UnitOfWork(sessions, on_commit=lambda: None), max_attempts=1
+    )
+    requested: list[list[UUID]] = []
+    completed: list[list[UUID]] = []
+
+    @consumer.on_batch(JobRequested, name="on_requested", max_records=100, timeout_ms=40)
+    async def on_requested(events: list[JobRequested], uow: UnitOfWork) -> None:
+        requested.append([e.event_id for e in events])
+
+    @consumer.on_batch(JobCompleted, name="on_completed", max_records=300, timeout_ms=60)
+    async def on_completed(events: list[JobCompleted], uow: UnitOfWork) -> None:
+        completed.append([e.event_id for e in events])
+        raise ValueError("this route fails; the other's batch stays applied")
+
+    consumer.bind()
+    # One consumer of both topics: an idle subscriber's fetches cost CPU every max_wait_ms.
+    (subscriber,) = broker.subscribers
+    assert sorted(subscriber.topic_names) == ["job.completed", "job.requested"]
+    assert (subscriber.max_records, subscriber.batch_timeout_ms) == (300, 40)
+
+    job = _event("a")
+    done = _completed(job)
+    async with TestKafkaBroker(broker):
+        await consumer.apply_records(
+            [_record("job.requested", job, 0), _record("job.completed", done, 0)]
+        )
+    assert requested == [[job.event_id]]
+    assert completed == [[done.event_id]]  # tried once (max_attempts=1), then dead-lettered
+    async with sessions() as session:
+        inbox = (
+            await session.exec(text("SELECT consumer, event_id FROM processed_events"))  # type: ignore[call-overload]
+        ).all()
+    assert [tuple(row) for row in inbox] == [("gateway.on_requested", job.event_id)]

@@ -251,17 +251,21 @@ class EventConsumer:
         *event_classes: type[Envelope[Any]],
         name: str | None = None,
         max_records: int = 500,
-        timeout_ms: int = 5,
+        timeout_ms: int = 25,
         after_commit: Callable[[], None] | None = None,
     ) -> Callable[[BatchHandlerT], BatchHandlerT]:
         """Register `async def handler(events, uow)` for topics consumed in batches.
 
-        Up to `max_records` messages (whatever arrived within `timeout_ms`) are applied in one
-        unit of work: the inbox is checked for all of them at once and the handler gets only
-        the events this consumer has not applied before, in delivery order. With several event
-        classes, their topics are fetched by one subscriber and a batch may mix them (order
-        is kept within a partition, not across topics). `after_commit` runs after each
-        committed batch (e.g. to wake an outbox relay for rows the handler inserted in bulk).
+        Up to `max_records` messages (whatever the fetches brought; a poll waits up to
+        `timeout_ms` for the first, and after an empty poll FastStream sleeps as long again, so
+        a short timeout spins an idle consumer) are applied in one unit of work: the inbox is
+        checked for all of them at once and the handler gets only the events this consumer has
+        not applied before, in delivery order. With several event classes, a batch may mix
+        them (order is kept within a partition, not across topics).
+        Every batch route's topics are fetched by one subscriber per consumer, and a fetched
+        batch is split by route, one unit of work each (max_records is the routes' largest,
+        timeout_ms their shortest). `after_commit` runs after each committed batch (e.g. to
+        wake an outbox relay for rows the handler inserted in bulk).
         One batch handler per topic, and a batch topic has no other route.
         """
         if not event_classes:
@@ -298,8 +302,8 @@ class EventConsumer:
         """
         if self._bound:
             return
-        for registration in {id(r): r for r in self._batch_routes.values()}.values():
-            self._bind_batch(registration)
+        if self._batch_routes:
+            self._bind_batches(list({id(r): r for r in self._batch_routes.values()}.values()))
         self._bound = True
         if not self._routes:
             return
@@ -324,23 +328,25 @@ class EventConsumer:
             decoder=_undecoded,
         )(consume)
 
-    def _bind_batch(self, route: _BatchRegistration) -> None:
-        """A batch subscriber of its own (same group), so the other topics keep their path."""
+    def _bind_batches(self, routes: list[_BatchRegistration]) -> None:
+        """One batch subscriber (same group) for every batch route's topics, so the other
+        topics keep their path. One, not one per route: each subscriber is a consumer whose
+        fetches the broker answers at least every `max_wait_ms` even when idle, and a fetched
+        batch is split by route anyway (`apply_records`)."""
 
         async def consume_batch(message: Any) -> None:  # a KafkaMessage: see `_undecoded`
             raw = message.raw_message
             await self.apply_records(raw if isinstance(raw, tuple | list) else (raw,))
 
-        name = route.name.removeprefix(self._group_id + ".")
-        consume_batch.__name__ = f"{self._group_id}_{name}_batches"
+        consume_batch.__name__ = f"{self._group_id}_batches"
         self._broker.subscriber(
-            *(self._prefix + topic for topic in route.event_classes),
+            *(self._prefix + topic for route in routes for topic in route.event_classes),
             group_id=self._prefix + self._group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             batch=True,
-            max_records=route.max_records,
-            batch_timeout_ms=route.timeout_ms,
+            max_records=max(route.max_records for route in routes),
+            batch_timeout_ms=min(route.timeout_ms for route in routes),
             fetch_min_bytes=self._fetch.min_bytes,
             fetch_max_wait_ms=self._fetch.max_wait_ms,
             decoder=_undecoded,

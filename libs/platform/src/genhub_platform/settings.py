@@ -40,12 +40,14 @@ class PlatformSettings(BaseSettings):
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
     # Batch consumers: the broker answers a fetch once this many bytes are ready or the wait
     # is over. Under load that turns many one-record fetches, offset commits and transactions
-    # into a few bigger ones; an idle topic costs at most the wait in added latency per hop.
+    # into a few bigger ones; a quiet topic costs at most the wait in added latency per hop.
+    # An idle consumer's fetches come back empty every wait: at 10 ms the idle local stack
+    # spent 0.48 of a core on them (Kafka and the five services), at 25 ms 0.32.
     kafka_fetch_min_bytes: int = Field(
         default=16384, ge=1, validation_alias="KAFKA_FETCH_MIN_BYTES"
     )
     kafka_fetch_max_wait_ms: int = Field(
-        default=10, ge=0, le=500, validation_alias="KAFKA_FETCH_MAX_WAIT_MS"
+        default=25, ge=0, le=500, validation_alias="KAFKA_FETCH_MAX_WAIT_MS"
     )
 
     database_url: str | None = None

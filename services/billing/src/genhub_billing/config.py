@@ -20,7 +20,7 @@ class Settings(PlatformSettings):
     # job.requested batches: up to this many records, waiting at most this long for them.
     reserve_batch_max: int = Field(default=500, ge=1, validation_alias="BILLING_RESERVE_BATCH_MAX")
     reserve_batch_timeout_ms: int = Field(
-        default=5, ge=0, validation_alias="BILLING_RESERVE_BATCH_TIMEOUT_MS"
+        default=25, ge=0, validation_alias="BILLING_RESERVE_BATCH_TIMEOUT_MS"
     )
     # Grant-lot expiry sweep and the plan scheduler.
     lot_sweep_interval_s: float = Field(

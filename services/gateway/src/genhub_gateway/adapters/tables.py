@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Column, DateTime, Index, String, func
+from sqlalchemy import Column, DateTime, Index, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel, col
 
@@ -129,7 +129,8 @@ class JobRow(SQLModel, table=True):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_app_created", "app_id", "created_at"),
+        # The list's keyset order, read backwards too (migration 0003).
+        Index("ix_jobs_app_created_desc_job", "app_id", text("created_at DESC"), "job_id"),
         Index("ix_jobs_app_user_created", "app_id", "user_id", "created_at"),
     )
 

@@ -25,8 +25,8 @@ from genhub_gateway import services
 from genhub_gateway.domain import readmodel
 
 BATCH = 500
-# How long a poll waits for records (it returns as soon as some arrive): short waits make
-# five idle subscribers poll hundreds of times a second.
+# How long a poll waits for records (it returns as soon as some arrive). The five topics
+# share one subscriber (EventConsumer), each route its own unit of work per fetched batch.
 BATCH_WAIT_MS = 100
 EventT = TypeVar("EventT", bound=Envelope[Any])
 

@@ -18,7 +18,7 @@ from genhub_orchestrator.services.worker import RunWorker
 def register(runtime: Runtime, worker: RunWorker) -> None:
     # Batches: one transaction for whatever arrived within a few milliseconds.
     @runtime.consumer.on_batch(
-        TokensReserved, name="enqueue_run", max_records=500, timeout_ms=5, after_commit=worker.wake
+        TokensReserved, name="enqueue_run", max_records=500, after_commit=worker.wake
     )
     async def on_tokens_reserved(events: list[TokensReserved], uow: UnitOfWork) -> None:
         await enqueue_runs(uow, events, on_queued=worker.remember_specs)
