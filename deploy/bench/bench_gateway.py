@@ -300,7 +300,8 @@ async def worker(load: Load, first_user: int) -> None:
 async def introduce(
     host: str, port: int, api_key: str, users: list[str], body: bytes, connections: int
 ) -> None:
-    """One request for every end user, over `connections` connections."""
+    """One accepted request for every end user (each with its own Idempotency-Key), over
+    `connections` connections."""
     pending = list(users)
     run = secrets.token_hex(4)
 
@@ -309,7 +310,10 @@ async def introduce(
         try:
             while pending:
                 user = pending.pop()
-                await connection.request(generate_request(host, api_key, user, run, body))
+                raw = generate_request(host, api_key, user, f"{run}-{user}", body)
+                status, _ = await connection.request(raw)
+                if status != 202:
+                    raise RuntimeError(f"introducing {user}: HTTP {status}")
         finally:
             connection.close()
 
