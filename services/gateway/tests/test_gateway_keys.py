@@ -2,13 +2,18 @@
 
 import asyncio
 import hashlib
+from uuid import uuid4
 
 import httpx
 import pytest
-from genhub_gateway.adapters.catalog import ModelCatalog
+from genhub_gateway.adapters.catalog import ModelCatalog, PriceCache
 from genhub_gateway.adapters.keystore import KeyStore
 from genhub_gateway.adapters.repositories import KeyOwner
-from genhub_gateway.adapters.upstream import OrchestratorClient, UpstreamUnavailable
+from genhub_gateway.adapters.upstream import (
+    BillingClient,
+    OrchestratorClient,
+    UpstreamUnavailable,
+)
 from genhub_gateway.domain.identifiers import is_valid_user_id
 from genhub_gateway.domain.keys import (
     KEY_PREFIX,
@@ -192,8 +197,47 @@ async def test_model_catalog_caches_and_serves_stale_when_orchestrator_is_down()
     state["up"] = False
     assert (await catalog.get("mock")) is not None  # stale beats down
     assert state["calls"] == 2
+    # While it stays down, the stale catalog is served without asking on every request.
+    clock.now += 4
+    assert (await catalog.get("mock")) is not None
+    assert state["calls"] == 2
+    clock.now += 1
+    state["up"] = True
+    assert (await catalog.get("mock")) is not None  # asked again after retry_s
+    assert state["calls"] == 3
+    clock.now += 29
+    assert (await catalog.get("mock")) is not None  # fresh again: a full TTL
+    assert state["calls"] == 3
 
     empty = ModelCatalog(OrchestratorClient(http, "http://orch", "orchestrator"))
+    state["up"] = False
     with pytest.raises(UpstreamUnavailable):
         await empty.get("mock")
+    await http.aclose()
+
+
+async def test_price_cache_serves_stale_prices_and_retries_billing_only_after_retry_s() -> None:
+    app_id = uuid4()
+    state = {"up": True, "calls": 0}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        state["calls"] += 1
+        if not state["up"]:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, json={"prices": [{"model": "mock", "tokens_per_output": 1}]})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    clock = Clock()
+    prices = PriceCache(BillingClient(http, "http://billing", "billing"), ttl_s=30, clock=clock)
+    assert await prices.for_app(app_id) == {"mock": 1}
+    clock.now += 31
+    state["up"] = False
+    assert await prices.for_app(app_id) == {"mock": 1}  # stale beats down
+    assert await prices.for_app(app_id) == {"mock": 1}
+    assert state["calls"] == 2  # not asked again on the next request
+    clock.now += 5
+    assert await prices.for_app(app_id) == {"mock": 1}
+    assert state["calls"] == 3
+    with pytest.raises(UpstreamUnavailable):  # never known: nothing to serve
+        await prices.for_app(uuid4())
     await http.aclose()

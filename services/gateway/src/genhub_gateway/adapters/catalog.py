@@ -12,6 +12,11 @@ from genhub_gateway.adapters.upstream import (
     UpstreamUnavailable,
 )
 
+# While an upstream is down, the stale copy is served and the upstream asked again only this
+# often: asking on every request would add a failed call (up to the upstream timeout, one
+# waiter after another behind the refresh lock) to each of them.
+RETRY_S = 5.0
+
 
 class ModelCatalog:
     def __init__(
@@ -19,10 +24,12 @@ class ModelCatalog:
         orchestrator: OrchestratorClient,
         *,
         ttl_s: float = 30.0,
+        retry_s: float = RETRY_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._orchestrator = orchestrator
         self._ttl_s = ttl_s
+        self._retry_s = retry_s
         self._clock = clock
         self._models: dict[str, ModelInfo] | None = None
         self._fetched_at = 0.0
@@ -39,6 +46,7 @@ class ModelCatalog:
             except UpstreamUnavailable:
                 # A stale catalog beats refusing every job while the orchestrator restarts.
                 if self._models is not None:
+                    self._fetched_at = self._clock() - self._ttl_s + self._retry_s
                     return self._models
                 raise
             self._models = {m.name: m for m in fresh}
@@ -63,10 +71,12 @@ class PriceCache:
         billing: BillingClient,
         *,
         ttl_s: float = 30.0,
+        retry_s: float = RETRY_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._billing = billing
         self._ttl_s = ttl_s
+        self._retry_s = retry_s
         self._clock = clock
         self._prices: dict[UUID, tuple[float, dict[str, int]]] = {}
 
@@ -79,6 +89,7 @@ class PriceCache:
             prices = await self._billing.prices(app_id)
         except UpstreamUnavailable:
             if hit is not None:  # stale prices beat none while billing restarts
+                self._prices[app_id] = (now + self._retry_s, hit[1])
                 return hit[1]
             raise
         if len(self._prices) >= self.MAX_APPS:
