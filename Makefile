@@ -53,8 +53,9 @@ lint: install ## ruff and mypy
 
 bench: bench-gateway bench-billing bench-orchestrator bench-storage bench-notifier ## every benchmark
 
-bench-gateway: up ## gateway accept path alone, then in the stack: requests/s, p50/p95/p99 (prints figures)
+bench-gateway: up ## gateway accept path alone (on a CPU of its own, then sharing both), then in the stack: requests/s, p50/p95/p99 (prints figures)
 	@set -a; source var/secrets.env; set +a; \
+	$(UV) run --no-sync python deploy/bench/bench_gateway.py --alone --own-core --rate 1000 --concurrency 64 && \
 	$(UV) run --no-sync python deploy/bench/bench_gateway.py --alone --rate 1000 --concurrency 64 && \
 	$(UV) run --no-sync python deploy/bench/bench_gateway.py
 

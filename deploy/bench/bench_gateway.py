@@ -380,6 +380,12 @@ def parse_args() -> argparse.Namespace:
         help="start a gateway of its own (port 18080, own database and Kafka namespace) "
         "instead of loading --url",
     )
+    parser.add_argument(
+        "--own-core",
+        action="store_true",
+        help="with --alone: its gateway runs on a CPU of its own, everything else on the "
+        "others (as a cpuset or Kubernetes' static CPU manager would place it)",
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -408,6 +414,11 @@ async def main() -> int:
     if not admin_token:
         print("GENHUB_ADMIN_TOKEN is not set (source var/secrets.env)", file=sys.stderr)
         return 2
+    if args.own_core and not args.alone:
+        print(
+            "--own-core needs --alone (the benchmark places the gateway it starts)", file=sys.stderr
+        )
+        return 2
     if not args.alone:
         api_key = await bench_app_key(args.url, admin_token, KEY_FILE, billed=True)
         host = urlsplit(args.url).hostname or "127.0.0.1"
@@ -421,7 +432,14 @@ async def main() -> int:
         api_key = await bench_app_key(gateway.url, admin_token, ALONE_KEY_FILE, billed=False)
         print(f"own gateway process (pid {gateway.pid}, {gateway.url}, Kafka prefix bench-gw.)")
         extra = {"bench gateway": gateway.pid, "bench client": os.getpid()}
-        return await measure(args, gateway.url, api_key, gateway.pid, extra)
+        if not args.own_core:
+            return await measure(args, gateway.url, api_key, gateway.pid, extra)
+        with bench_support.CoreOfItsOwn(gateway.pid) as placement:
+            print(
+                f"  placement       gateway on CPU {sorted(placement.own)}, everything else "
+                f"on CPUs {sorted(placement.rest)} ({placement.unmoved} threads not moved)"
+            )
+            return await measure(args, gateway.url, api_key, gateway.pid, extra)
     finally:
         gateway.stop()
 
@@ -480,6 +498,8 @@ async def measure(
         else f"closed loop, {args.concurrency} connections"
     )
     setting = "alone (Kafka and PostgreSQL alongside)" if args.alone else "the running stack"
+    if args.own_core:
+        setting = "alone on a CPU of its own (Kafka and PostgreSQL on the other)"
     print(
         f"gateway accept path, {setting}: {mode}, {args.seconds:g} s measured "
         f"(after {args.warmup:g} s of warm-up), {args.users} end users, one app"
