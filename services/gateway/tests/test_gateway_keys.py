@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+from typing import Any
 from uuid import uuid4
 
 import httpx
@@ -176,16 +177,22 @@ async def test_a_load_started_before_invalidate_is_not_cached_nor_shared_after_i
     assert cached is after and calls == ["h", "h"]
 
 
-async def test_model_catalog_caches_and_serves_stale_when_orchestrator_is_down() -> None:
-    state = {"up": True, "calls": 0}
+def flaky_upstream(body: dict[str, Any]) -> tuple[dict[str, Any], httpx.AsyncClient]:
+    """A client whose upstream answers `body` while state["up"], refuses otherwise, and
+    counts the calls in state["calls"]."""
+    state: dict[str, Any] = {"up": True, "calls": 0}
 
     def handle(request: httpx.Request) -> httpx.Response:
         state["calls"] += 1
         if not state["up"]:
             raise httpx.ConnectError("refused")
-        return httpx.Response(200, json={"models": [{"name": "mock", "max_outputs": 4}]})
+        return httpx.Response(200, json=body)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    return state, httpx.AsyncClient(transport=httpx.MockTransport(handle))
+
+
+async def test_model_catalog_caches_and_serves_stale_when_orchestrator_is_down() -> None:
+    state, http = flaky_upstream({"models": [{"name": "mock", "max_outputs": 4}]})
     clock = Clock()
     catalog = ModelCatalog(
         OrchestratorClient(http, "http://orch", "orchestrator"), ttl_s=30, clock=clock
@@ -218,15 +225,7 @@ async def test_model_catalog_caches_and_serves_stale_when_orchestrator_is_down()
 
 async def test_price_cache_serves_stale_prices_and_retries_billing_only_after_retry_s() -> None:
     app_id = uuid4()
-    state = {"up": True, "calls": 0}
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        state["calls"] += 1
-        if not state["up"]:
-            raise httpx.ConnectError("refused")
-        return httpx.Response(200, json={"prices": [{"model": "mock", "tokens_per_output": 1}]})
-
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    state, http = flaky_upstream({"prices": [{"model": "mock", "tokens_per_output": 1}]})
     clock = Clock()
     prices = PriceCache(BillingClient(http, "http://billing", "billing"), ttl_s=30, clock=clock)
     assert await prices.for_app(app_id) == {"mock": 1}
