@@ -32,25 +32,25 @@ class ModelCatalog:
         self._retry_s = retry_s
         self._clock = clock
         self._models: dict[str, ModelInfo] | None = None
-        self._fetched_at = 0.0
+        self._fresh_until = 0.0  # served without asking until then
         self._lock = asyncio.Lock()
 
     async def models(self) -> dict[str, ModelInfo]:
-        if self._models is not None and self._clock() - self._fetched_at < self._ttl_s:
+        if self._models is not None and self._clock() < self._fresh_until:
             return self._models
         async with self._lock:  # one refresh at a time, not one per waiting request
-            if self._models is not None and self._clock() - self._fetched_at < self._ttl_s:
+            if self._models is not None and self._clock() < self._fresh_until:
                 return self._models
             try:
                 fresh = await self._orchestrator.models()
             except UpstreamUnavailable:
                 # A stale catalog beats refusing every job while the orchestrator restarts.
                 if self._models is not None:
-                    self._fetched_at = self._clock() - self._ttl_s + self._retry_s
+                    self._fresh_until = self._clock() + self._retry_s
                     return self._models
                 raise
             self._models = {m.name: m for m in fresh}
-            self._fetched_at = self._clock()
+            self._fresh_until = self._clock() + self._ttl_s
             return self._models
 
     async def get(self, name: str) -> ModelInfo | None:
@@ -58,7 +58,7 @@ class ModelCatalog:
 
     def invalidate(self) -> None:
         """Refetch on next use (after an admin changed the catalog through this replica)."""
-        self._fetched_at = float("-inf")
+        self._fresh_until = float("-inf")
 
 
 class PriceCache:
