@@ -55,8 +55,8 @@ bench: bench-gateway bench-billing bench-orchestrator bench-storage bench-notifi
 
 bench-gateway: up ## gateway accept path alone (on a CPU of its own, then sharing both), then in the stack: requests/s, p50/p95/p99 (prints figures)
 	@set -a; source var/secrets.env; set +a; \
-	$(UV) run --no-sync python deploy/bench/bench_gateway.py --alone --own-core --rate 1000 --concurrency 64 && \
-	$(UV) run --no-sync python deploy/bench/bench_gateway.py --alone --rate 1000 --concurrency 64 && \
+	$(UV) run --no-sync python deploy/bench/bench_gateway.py --alone --own-core --rate 1000 --concurrency 64 --seconds 30 && \
+	$(UV) run --no-sync python deploy/bench/bench_gateway.py --alone --rate 1000 --concurrency 64 --seconds 30 && \
 	$(UV) run --no-sync python deploy/bench/bench_gateway.py
 
 bench-billing: infra-up ## billing reservation throughput and latency (prints figures)
