@@ -2,7 +2,7 @@
 
     make bench-gateway        # the accept path alone, then against the running stack
     python deploy/bench/bench_gateway.py [--url http://127.0.0.1:8080] [--seconds 5]
-        [--concurrency 32] [--users 200] [--warmup 1] [--rate R] [--alone]
+        [--concurrency 32] [--users 200] [--warmup 1] [--rate R] [--alone] [--timeline]
 
 Two settings:
 
@@ -27,7 +27,9 @@ acceptance, not generation.
 The load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio streams (httpx
 would spend more CPU than the gateway on this shared 2-core machine). Each connection starts at its
 own end user (connections in step would name the same user at once). It prints requests/s,
-the status counts and p50/p95/p99. Two ways to load the gateway:
+the status counts, p50/p95/p99 and in how many of the run's seconds p99 was over 25 ms (with
+`--timeline`, each second's p50 and p99: a tail made of a few bad seconds points at a burst of
+other work on the machine, such as an autovacuum ANALYZE). Two ways to load the gateway:
 
 - closed loop (the default): `--concurrency` connections each send their next request as soon
   as the previous answer arrived, so it measures the most the gateway does with that many
@@ -269,12 +271,14 @@ class Load:
     stop_at: float  # time.perf_counter()
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
+    sent_at: list[float] = field(default_factory=list)  # perf_counter(), per latency
 
     def request(self, user: str, key: str) -> bytes:
         return generate_request(self.host, self.api_key, user, key, self.body)
 
-    def record(self, status: int, latency: float) -> None:
+    def record(self, status: int, latency: float, sent_at: float) -> None:
         self.latencies.append(latency)
+        self.sent_at.append(sent_at)
         self.statuses[status] += 1
 
     @property
@@ -292,7 +296,7 @@ async def worker(load: Load, first_user: int) -> None:
             raw = load.request(load.users[(first_user + n) % len(load.users)], f"{run}-{n}")
             started = time.perf_counter()
             status, _ = await connection.request(raw)
-            load.record(status, time.perf_counter() - started)
+            load.record(status, time.perf_counter() - started, started)
     finally:
         connection.close()
 
@@ -346,7 +350,7 @@ async def open_loop(load: Load, rate: float, connections: int) -> None:
             status, _ = await connection.request(raw)
         finally:
             free.put_nowait(connection)
-        load.record(status, time.perf_counter() - scheduled)
+        load.record(status, time.perf_counter() - scheduled, scheduled)
 
     started = time.perf_counter()
     tasks: list[asyncio.Task[None]] = []
@@ -369,6 +373,29 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[index]
+
+
+SLOW_S = 0.025  # the target's p99
+
+
+def per_second(load: Load, began: float) -> list[tuple[int, list[float]]]:
+    """The run's latencies by the second (of the run) their request was sent in, sorted."""
+    seconds: dict[int, list[float]] = {}
+    for sent_at, latency in zip(load.sent_at, load.latencies, strict=True):
+        seconds.setdefault(int(sent_at - began), []).append(latency)
+    return [(second, sorted(values)) for second, values in sorted(seconds.items())]
+
+
+def timeline(seconds: list[tuple[int, list[float]]], slow_s: float) -> list[str]:
+    """Each second's p50, p99 and requests slower than `slow_s`."""
+    lines = []
+    for second, values in seconds:
+        slow = sum(1 for value in values if value > slow_s)
+        lines.append(
+            f"second {second:3d}: {len(values):5d} req  p50 {percentile(values, 0.5) * 1000:6.1f}"
+            f"  p99 {percentile(values, 0.99) * 1000:6.1f} ms  over {slow_s * 1000:g} ms {slow}"
+        )
+    return lines
 
 
 def parse_args() -> argparse.Namespace:
@@ -396,6 +423,11 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="open loop: requests scheduled at this many per second (over at most "
         "--concurrency connections), latency from the scheduled time",
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also print each second's p50, p99 and requests over 25 ms",
     )
     parser.add_argument("--pid", type=int, default=None, help="the gateway's process id")
     parser.add_argument("--py-spy", metavar="OUT", help="profile the gateway's run into OUT")
@@ -514,6 +546,16 @@ async def measure(
         f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  "
         f"mean {statistics.fmean(latencies) * 1000 if latencies else float('nan'):.1f} ms"
     )
+    seconds = per_second(load, began)
+    # Is the tail spread over the run, or a few seconds' worth (a burst of other work)?
+    slow_seconds = sum(1 for _, values in seconds if percentile(values, 0.99) > SLOW_S)
+    print(
+        f"  by the second   p99 over {SLOW_S * 1000:g} ms in {slow_seconds} of {len(seconds)}"
+        " seconds (--timeline lists them)"
+    )
+    if args.timeline:
+        for line in timeline(seconds, SLOW_S):
+            print("  " + line)
     if server_cpu_before is not None and server_cpu_after is not None and sent:
         server_s = server_cpu_after - server_cpu_before
         server_ms = server_s * 1000 / sent

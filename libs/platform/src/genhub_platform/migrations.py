@@ -3,10 +3,12 @@
 - `run_migrations(metadata, url)` from a service's `migrations/env.py`;
 - `upgrade_to_head(migrations_dir, url)` from the service's `migrate` command;
 - `create_platform_tables()` / `drop_platform_tables()` from a service's first revision, so the
-  outbox and inbox tables are declared once, here.
+  outbox and inbox tables are declared once, here;
+- `set_statistics(columns, target)` to spare ANALYZE the payload columns no query searches.
 """
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -88,3 +90,28 @@ def drop_platform_tables() -> None:
     op.drop_table("processed_events")
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
     op.drop_table("outbox")
+
+
+# The outbox's columns that are only stored and published, never searched.
+OUTBOX_PAYLOAD_COLUMNS = ("key", "payload", "headers")
+
+
+def statistics_statements(columns: Mapping[str, Sequence[str]], target: int) -> list[str]:
+    """One ALTER TABLE per table setting its columns' statistics target (0: none, -1: the
+    server's default_statistics_target)."""
+    return [
+        f"ALTER TABLE {table} "
+        + ", ".join(f"ALTER COLUMN {column} SET STATISTICS {target}" for column in names)
+        for table, names in columns.items()
+    ]
+
+
+def set_statistics(columns: Mapping[str, Sequence[str]], target: int) -> None:
+    """From a migration: ANALYZE samples up to 30,000 rows and builds statistics for every
+    column, and on an event-heavy table most of that time goes to the JSON and byte payloads
+    (a job's spec, an event's body, an outbox row) that no query filters, joins or sorts on,
+    so the planner never reads them. Autovacuum analyzes a table each time a tenth of it
+    changed; on a 2-core box that burst of PostgreSQL CPU (790 ms for a 40,000-job gateway
+    table, 100 ms without the payloads' statistics) showed up in the accept path's p99."""
+    for statement in statistics_statements(columns, target):
+        op.execute(statement)
