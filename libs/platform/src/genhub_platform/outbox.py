@@ -11,7 +11,6 @@ claims and marks its batch with two Core statements on plain rows.
 """
 
 import asyncio
-import contextlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col
 
 from genhub_platform import db
+from genhub_platform.aio import wait_event
 from genhub_platform.db import SessionFactory
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,7 @@ class OutboxRelay:
                 published = 0
                 await asyncio.sleep(1.0)
             if published < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval_s)
+                await wait_event(self._wakeup, self._poll_interval_s)
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published."""

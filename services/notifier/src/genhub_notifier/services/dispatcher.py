@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+from genhub_platform.aio import wait_event
 from genhub_platform.db import SessionFactory
 from genhub_platform.netguard.guard import ResolutionFailed, UrlGuard, UrlRefused
 from prometheus_client import Counter, Histogram
@@ -163,8 +164,7 @@ class Dispatcher:
                 self._wakeup.clear()
                 if self._free() <= 0:
                     # Full: a finished send wakes this when something is due or the poll is.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), poll_s)
+                    await wait_event(self._wakeup, poll_s)
                     continue
                 polled = loop.time() >= self._next_poll
                 if polled or (self._due_at is not None and self._due_at <= self._clock()):
@@ -184,8 +184,7 @@ class Dispatcher:
                 if self._due_at is not None and self._free() > 0:
                     wait = min(wait, (self._due_at - self._clock()).total_seconds())
                 if wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), wait)
+                    await wait_event(self._wakeup, wait)
         except asyncio.CancelledError:
             resolver.cancel()
             await asyncio.gather(resolver, return_exceptions=True)
@@ -203,8 +202,7 @@ class Dispatcher:
                 log.exception("resolving waiting messages failed; retrying")
                 resolved = 0
             if resolved < self._config.message_batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._resolve_wakeup.wait(), self._config.poll_s)
+                await wait_event(self._resolve_wakeup, self._config.poll_s)
 
     async def drain(self) -> int:
         """Fan out and send everything due now (tests and one-off runs); returns rows handled."""

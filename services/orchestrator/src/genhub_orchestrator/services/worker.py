@@ -41,6 +41,7 @@ from genhub_contracts import (
     StagedOutput,
 )
 from genhub_contracts.events import JobGeneratedPayload, JobStartedPayload
+from genhub_platform.aio import wait_event
 from genhub_platform.uow import UnitOfWork
 
 from genhub_orchestrator.adapters.inputs import InputFetcher
@@ -323,8 +324,7 @@ class RunWorker:
         task.add_done_callback(done)
 
     async def _idle(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=self._opts.poll_interval_s)
+        await wait_event(self._wakeup, self._opts.poll_interval_s)
 
     async def _ensure_bucket(self) -> None:
         delay = 0.5
