@@ -8,7 +8,7 @@
 """
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -115,3 +115,18 @@ def set_statistics(columns: Mapping[str, Sequence[str]], target: int) -> None:
     table, 100 ms without the payloads' statistics) showed up in the accept path's p99."""
     for statement in statistics_statements(columns, target):
         op.execute(statement)
+
+
+def statistics_off(
+    columns: Mapping[str, Sequence[str]],
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """`upgrade, downgrade = statistics_off({...})`: a revision that turns these columns'
+    statistics off, and back to the default."""
+
+    def upgrade() -> None:
+        set_statistics(columns, 0)
+
+    def downgrade() -> None:
+        set_statistics(columns, -1)
+
+    return upgrade, downgrade

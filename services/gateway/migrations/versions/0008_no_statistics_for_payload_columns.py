@@ -8,7 +8,7 @@ Create Date: 2026-11-22 02:40:00
 
 from collections.abc import Sequence
 
-from genhub_platform.migrations import OUTBOX_PAYLOAD_COLUMNS, set_statistics
+from genhub_platform.migrations import OUTBOX_PAYLOAD_COLUMNS, statistics_off
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -22,10 +22,4 @@ PAYLOAD_COLUMNS: dict[str, tuple[str, ...]] = {
     "idempotency_keys": ("request_hash", "response_body"),
 }
 
-
-def upgrade() -> None:
-    set_statistics(PAYLOAD_COLUMNS, 0)
-
-
-def downgrade() -> None:
-    set_statistics(PAYLOAD_COLUMNS, -1)
+upgrade, downgrade = statistics_off(PAYLOAD_COLUMNS)
