@@ -68,7 +68,6 @@ from urllib.parse import urlsplit
 import bench_support
 import httpx
 import uvloop
-from prometheus_client.parser import text_string_to_metric_families
 
 
 class Connection:
@@ -379,29 +378,18 @@ def percentile(sorted_values: list[float], q: float) -> float:
 SLOW_S = 0.025  # the target's p99 (also a bucket bound of the services' latency histogram)
 
 
-async def served_histogram(url: str) -> dict[float, float]:
-    """The gateway's own `genhub_http_request_duration_seconds` for accepted `POST
-    /v1/generate` requests, from its /metrics: upper bound -> cumulative count."""
-    async with httpx.AsyncClient(timeout=5) as client:
-        text = (await client.get(f"{url}/metrics")).text
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "genhub_http_request_duration_seconds":
-            continue
-        for sample in family.samples:
-            labels = sample.labels
-            if (
-                sample.name.endswith("_bucket")
-                and labels.get("route") == "/v1/generate"
-                and labels.get("method") == "POST"
-                and labels.get("status") == "202"
-            ):
-                bound = float(labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-    return buckets
+def served_histogram(url: str) -> dict[float, float]:
+    """The gateway's own latency histogram of accepted `POST /v1/generate` requests."""
+    return bench_support.histogram(
+        url,
+        "genhub_http_request_duration_seconds",
+        route="/v1/generate",
+        method="POST",
+        status="202",
+    )
 
 
-def served_lines(before: dict[float, float], after: dict[float, float]) -> list[str]:
+def served_line(before: dict[float, float], after: dict[float, float]) -> str | None:
     """What the gateway measured itself over the run (from its first byte read to its last
     byte written: no client, no socket queues): the share of answers over SLOW_S and p99
     interpolated within its histogram bucket."""
@@ -409,7 +397,7 @@ def served_lines(before: dict[float, float], after: dict[float, float]) -> list[
     counts = [after[b] - before.get(b, 0.0) for b in bounds]
     total = counts[-1] if counts else 0.0
     if total <= 0:
-        return []
+        return None
     over = total - (after.get(SLOW_S, 0.0) - before.get(SLOW_S, 0.0))
     p99, lower, below = float("nan"), 0.0, 0.0
     for bound, cumulative in zip(bounds, counts, strict=True):
@@ -419,10 +407,10 @@ def served_lines(before: dict[float, float], after: dict[float, float]) -> list[
             p99 = lower + share * (bound - lower) if bound != float("inf") else lower
             break
         lower, below = bound, cumulative
-    return [
+    return (
         f"served (the gateway's own histogram) {over / total * 100:.2f}% over "
         f"{SLOW_S * 1000:g} ms, p99 ~{p99 * 1000:.1f} ms (interpolated in its bucket)"
-    ]
+    )
 
 
 def per_second(load: Load, began: float) -> list[tuple[int, list[float]]]:
@@ -560,12 +548,12 @@ async def measure(
     if stack is not None:
         stack.start()
     spy = bench_support.start_py_spy(pid, args.py_spy) if args.py_spy and pid else None
-    served_before = await served_histogram(url)
+    served_before = served_histogram(url)
     client_cpu_before = time.process_time()
     began = time.perf_counter()
     load = await run(args.seconds)
     measured = time.perf_counter() - began
-    served = served_lines(served_before, await served_histogram(url))
+    served = served_line(served_before, served_histogram(url))
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         await asyncio.to_thread(spy.wait, 30)
@@ -595,8 +583,8 @@ async def measure(
         f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  "
         f"mean {statistics.fmean(latencies) * 1000 if latencies else float('nan'):.1f} ms"
     )
-    for line in served:
-        print("  " + line)
+    if served is not None:
+        print("  " + served)
     seconds = per_second(load, began)
     # Is the tail spread over the run, or a few seconds' worth (a burst of other work)?
     slow_seconds = sum(1 for _, values in seconds if percentile(values, 0.99) > SLOW_S)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -204,6 +206,23 @@ def metric(port: int, name: str) -> float:
             if line.startswith(name + " "):
                 return float(line.split()[1])
     return 0.0
+
+
+def histogram(base_url: str, name: str, **labels: str) -> dict[float, float]:
+    """A histogram from a service's /metrics, summed over the series that carry `labels`:
+    bucket upper bound -> cumulative count."""
+    text = httpx.get(f"{base_url}/metrics", timeout=5).text
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return buckets
 
 
 async def ensure_database(name: str) -> None:

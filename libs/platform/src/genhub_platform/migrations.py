@@ -4,7 +4,8 @@
 - `upgrade_to_head(migrations_dir, url)` from the service's `migrate` command;
 - `create_platform_tables()` / `drop_platform_tables()` from a service's first revision, so the
   outbox and inbox tables are declared once, here;
-- `set_statistics(columns, target)` to spare ANALYZE the payload columns no query searches.
+- `statistics_off(columns)` for a revision that spares ANALYZE the payload columns no query
+  searches.
 """
 
 import asyncio
@@ -106,27 +107,27 @@ def statistics_statements(columns: Mapping[str, Sequence[str]], target: int) -> 
     ]
 
 
-def set_statistics(columns: Mapping[str, Sequence[str]], target: int) -> None:
-    """From a migration: ANALYZE samples up to 30,000 rows and builds statistics for every
-    column, and on an event-heavy table most of that time goes to the JSON and byte payloads
-    (a job's spec, an event's body, an outbox row) that no query filters, joins or sorts on,
-    so the planner never reads them. Autovacuum analyzes a table each time a tenth of it
-    changed; on a 2-core box that burst of PostgreSQL CPU (790 ms for a 40,000-job gateway
-    table, 100 ms without the payloads' statistics) showed up in the accept path's p99."""
-    for statement in statistics_statements(columns, target):
-        op.execute(statement)
-
-
 def statistics_off(
     columns: Mapping[str, Sequence[str]],
 ) -> tuple[Callable[[], None], Callable[[], None]]:
-    """`upgrade, downgrade = statistics_off({...})`: a revision that turns these columns'
-    statistics off, and back to the default."""
+    """`upgrade, downgrade = statistics_off({table: columns})`: a revision that turns these
+    columns' statistics off (and, downgraded, back to the default).
+
+    ANALYZE samples up to 30,000 rows and builds statistics for every column, and on an
+    event-heavy table most of that time goes to the JSON and byte payloads (a job's spec, an
+    event's body, an outbox row) that no query filters, joins or sorts on, so the planner never
+    reads them. Autovacuum analyzes a table each time a tenth of it changed; on a 2-core box
+    that burst of PostgreSQL CPU (790 ms for a 40,000-job gateway table, 100 ms without the
+    payloads' statistics) showed up in the accept path's p99."""
+
+    def set_target(target: int) -> None:
+        for statement in statistics_statements(columns, target):
+            op.execute(statement)
 
     def upgrade() -> None:
-        set_statistics(columns, 0)
+        set_target(0)
 
     def downgrade() -> None:
-        set_statistics(columns, -1)
+        set_target(-1)
 
     return upgrade, downgrade

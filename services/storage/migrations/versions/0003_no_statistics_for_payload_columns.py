@@ -1,5 +1,5 @@
 """no planner statistics for the payload columns no query filters or sorts on
-(genhub_platform.migrations.set_statistics says why)
+(genhub_platform.migrations.statistics_off says why)
 
 Revision ID: 0003
 Revises: 0002

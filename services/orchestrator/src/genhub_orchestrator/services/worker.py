@@ -139,9 +139,9 @@ class ClaimedRun:
     spec: JobSpec
     claim: int
     routes: list[RouteOption]
+    plans: list[RoutePlan | None]  # one per route, in order (None: no usable adapter)
     announce: bool = False  # JobStarted still to publish (after the prompt enhancement)
     providers: dict[str, ProviderInfo] = field(default_factory=dict)
-    plans: list[RoutePlan | None] = field(default_factory=list)  # one per route, in order
 
 
 @dataclass
@@ -455,7 +455,7 @@ class RunWorker:
                 plans[id(route)] = self._plan(route, providers[route.provider])
         route_plans = [plans[id(route)] for route in routes]
         return ClaimedRun(
-            row.job_id, row.app_id, spec, row.claims, routes, announce, providers, route_plans
+            row.job_id, row.app_id, spec, row.claims, routes, route_plans, announce, providers
         )
 
     def _plan(self, route: RouteOption, info: ProviderInfo | None) -> RoutePlan | None:
@@ -656,8 +656,7 @@ class RunWorker:
                     )
                 )
                 await uow.commit()
-        plans = run.plans or [self._plan(r, run.providers.get(r.provider)) for r in run.routes]
-        for route, plan in zip(run.routes, plans, strict=True):
+        for route, plan in zip(run.routes, run.plans, strict=True):
             if plan is None:
                 continue
             request = GenerationRequest(
