@@ -73,12 +73,14 @@ def create_app(
         poll_interval_s=settings.outbox_poll_interval_s,
     )
 
-    async def close_upstreams() -> None:
-        # Runs for the app's lifetime; cancelled at shutdown, when it closes the HTTP pool.
+    async def close_pools() -> None:
+        # Runs for the app's lifetime; cancelled at shutdown, when it gives back the leased
+        # rate-limit units and closes the HTTP and database pools.
         try:
             await asyncio.Event().wait()
         finally:
             await gateway.upstreams.http.aclose()
+            await gateway.acceptor.stop()
             await gateway.pool.close()
 
     async def prune_idempotency_keys() -> None:
@@ -94,8 +96,9 @@ def create_app(
         gctune.tune_for_serving()
 
     runtime.background.append(tune_gc)
-    runtime.background.append(close_upstreams)
+    runtime.background.append(close_pools)
     runtime.background.append(prune_idempotency_keys)
+    runtime.background.append(gateway.acceptor.return_idle_leases_forever)
     # Without an exporter FastAPI's request spans are off and the platform gives each request
     # its trace context (genhub_platform.runtime): outbox rows still carry `traceparent`.
     app = create_service_app(
