@@ -233,7 +233,15 @@ def create_service_app(
         title=title,
         version=version,
         lifespan=lifespan,
-        telemetry={"tracing": request_spans, "tracer_provider": provider},
+        # FastAPI's own OpenTelemetry metrics and logs stay off: the services' metrics are
+        # Prometheus' (genhub_platform.http) and their logs go through `logging`, and with
+        # them on FastAPI looks up the global meter and logger providers on every request.
+        telemetry={
+            "tracing": request_spans,
+            "tracer_provider": provider,
+            "metrics": False,
+            "logs": False,
+        },
     )
     app.state.runtime = runtime
     app.state.request_spans = request_spans
