@@ -103,9 +103,7 @@ class Leases:
             lease.counts.insert(0, [usage.count, usage.count + 1])
             lease.units += 1
 
-    def grant(
-        self, usage: Usage, granted: int, window_start: datetime, sent_at: float
-    ) -> None:
+    def grant(self, usage: Usage, granted: int, window_start: datetime, sent_at: float) -> None:
         """Keep the extra units of a grant (`granted` counts the request's own unit too)."""
         if granted <= 1:
             return
