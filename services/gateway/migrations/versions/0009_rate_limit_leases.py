@@ -1,5 +1,5 @@
-"""gateway_rate_limit_leases(): gateway_rate_limit_batch() that may also lease a replica extra
-units of a large bucket (genhub_gateway.domain.leases says why and how many)
+"""gateway_rate_limit_leases(): gateway_rate_limit_batch(), then lease the replica extra units
+of its large buckets (genhub_gateway.domain.leases says why and how many)
 
 Revision ID: 0009
 Revises: 0008
@@ -15,93 +15,73 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# As 0006's function (same order, same locks, same restart of ended windows, a refused
-# request counts in none), and in addition: an admitted request's row may ask for up to
-# `extras` more units of its bucket; it is granted at most (quota - count) / share of them,
-# the count after its own unit deciding. It returns how many units it counted (`granted`, its
-# own included; 0 when refused) and the window they count in (`window_started`), which a
-# replica names when it gives unused units back. 0006's function stays for a rolling upgrade:
-# replicas of the previous release still call it, on the same rows, in the same lock order.
+# Counting is 0006's function, unchanged (and still there for replicas of the previous release
+# during a rolling upgrade): the batch's requests are counted in order first. Then each row
+# that asks for `extras` (the first of the batch on its bucket), when its request was
+# admitted, is granted up to that many more units of its bucket, and at most
+# (quota - count) / share of them, the bucket's count after the whole batch deciding: the
+# batch's own requests come first. The bucket is still locked by the counting. Each row
+# returns how many units it was leased, the count the first of them stands for, and the
+# window they were counted in (which a replica names when it gives unused units back).
 _FUNCTION = """
 CREATE FUNCTION gateway_rate_limit_leases(
     reqs integer[], buckets text[], windows integer[], quotas integer[], extras integer[],
     share integer
 ) RETURNS TABLE (req integer, bucket text, allowed boolean, count integer, reset_s float8,
-                 granted integer, window_started timestamptz)
+                 leased integer, leased_from integer, window_started timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
-    names text[];
-    starts timestamptz[];
-    counts integer[];
-    wins integer[];
-    maxes integer[];
-    n integer := coalesce(array_length(reqs, 1), 0);
-    first integer := 1;
-    last integer;
-    i integer;
-    p integer;
-    ok boolean;
+    c_req integer[];
+    c_bucket text[];
+    c_allowed boolean[];
+    c_count integer[];
+    c_reset float8[];
+    g_bucket text[];
+    g_units integer[];
+    g_from integer[];
+    g_start timestamptz[];
 BEGIN
-    IF n = 0 THEN
+    IF coalesce(array_length(reqs, 1), 0) = 0 THEN
         RETURN;
     END IF;
-    INSERT INTO rate_limit_counters AS c (bucket, window_start, window_s, max_count, count)
-    SELECT DISTINCT ON (b.name) b.name, now(), b.win, b.quota, 0
-    FROM unnest(buckets, windows, quotas) AS b(name, win, quota)
-    ORDER BY b.name
-    ON CONFLICT ON CONSTRAINT rate_limit_counters_pkey DO UPDATE SET count = c.count
-    WHERE false;
+    SELECT array_agg(b.req ORDER BY b.n), array_agg(b.bucket ORDER BY b.n),
+           array_agg(b.allowed ORDER BY b.n), array_agg(b.count ORDER BY b.n),
+           array_agg(b.reset_s ORDER BY b.n)
+    INTO c_req, c_bucket, c_allowed, c_count, c_reset
+    FROM gateway_rate_limit_batch(reqs, buckets, windows, quotas)
+         WITH ORDINALITY AS b(req, bucket, allowed, count, reset_s, n);
 
-    SELECT array_agg(c.bucket), array_agg(c.window_start), array_agg(c.count),
-           array_agg(c.window_s), array_agg(c.max_count)
-    INTO names, starts, counts, wins, maxes
-    FROM rate_limit_counters AS c
-    WHERE c.bucket = ANY(buckets);
+    IF 0 < ANY(extras) THEN
+        WITH x AS (
+            SELECT * FROM unnest(c_req, c_bucket, c_allowed, c_count, extras, quotas)
+                AS x(req, bucket, allowed, cnt, extra, quota)
+        ),
+        admitted AS (SELECT x.req FROM x GROUP BY x.req HAVING bool_and(x.allowed)),
+        after AS (SELECT x.bucket, max(x.cnt) AS cnt FROM x GROUP BY x.bucket),
+        asked AS (
+            SELECT x.bucket, least(x.extra, (x.quota - a.cnt) / share) AS units
+            FROM x JOIN after AS a ON a.bucket = x.bucket
+            WHERE x.extra > 0 AND x.req IN (SELECT r.req FROM admitted AS r)
+        ),
+        granted AS (
+            UPDATE rate_limit_counters AS c SET count = c.count + k.units
+            FROM asked AS k
+            WHERE c.bucket = k.bucket AND k.units > 0
+            RETURNING c.bucket, k.units, c.count - k.units + 1 AS first, c.window_start
+        )
+        SELECT array_agg(g.bucket), array_agg(g.units), array_agg(g.first),
+               array_agg(g.window_start)
+        INTO g_bucket, g_units, g_from, g_start
+        FROM granted AS g;
+    END IF;
 
-    WHILE first <= n LOOP
-        last := first;
-        WHILE last < n AND reqs[last + 1] = reqs[first] LOOP
-            last := last + 1;
-        END LOOP;
-        ok := true;
-        FOR i IN first..last LOOP
-            p := array_position(names, buckets[i]);
-            IF starts[p] + make_interval(secs => wins[p]) <= now() THEN
-                starts[p] := now();
-                counts[p] := 0;
-                wins[p] := windows[i];
-                maxes[p] := quotas[i];
-            ELSIF counts[p] < quotas[i] THEN
-                wins[p] := windows[i];
-                maxes[p] := quotas[i];
-            ELSE
-                ok := false;
-            END IF;
-        END LOOP;
-        FOR i IN first..last LOOP
-            p := array_position(names, buckets[i]);
-            granted := 0;
-            IF ok THEN
-                granted := 1 + least(extras[i], (quotas[i] - counts[p] - 1) / share);
-                counts[p] := counts[p] + granted;
-            END IF;
-            req := reqs[i];
-            bucket := buckets[i];
-            allowed := ok OR counts[p] < quotas[i];
-            count := counts[p] - greatest(granted - 1, 0);
-            reset_s := EXTRACT(EPOCH FROM (starts[p] + make_interval(secs => wins[p]) - now()));
-            window_started := starts[p];
-            RETURN NEXT;
-        END LOOP;
-        first := last + 1;
-    END LOOP;
-
-    UPDATE rate_limit_counters AS c
-    SET window_start = s.start, count = s.cnt, window_s = s.win, max_count = s.quota
-    FROM unnest(names, starts, counts, wins, maxes) AS s(name, start, cnt, win, quota)
-    WHERE c.bucket = s.name
-      AND (c.window_start, c.count, c.window_s, c.max_count)
-          IS DISTINCT FROM (s.start, s.cnt, s.win, s.quota);
+    RETURN QUERY
+    SELECT x.req, x.bucket, x.allowed, x.cnt, x.reset, coalesce(g.units, 0), g.first, g.start
+    FROM unnest(c_req, c_bucket, c_allowed, c_count, c_reset, extras)
+         WITH ORDINALITY AS x(req, bucket, allowed, cnt, reset, extra, n)
+    LEFT JOIN unnest(g_bucket, g_units, g_from, g_start) AS g(bucket, units, first, start)
+        ON g.bucket = x.bucket AND x.extra > 0
+    ORDER BY x.n;
 END;
 $$
 """

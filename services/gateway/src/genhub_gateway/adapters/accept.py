@@ -9,8 +9,8 @@ them instead of being counted again. The statement then:
 
 1. counts the batch's requests against their other buckets in request order with
    `gateway_rate_limit_leases()` (migration 0009): exactly the single-request semantics, so
-   limits stay exact across replicas (the buckets are locked until the batch commits); the
-   first request of the batch on a large bucket may be granted extra units to hold;
+   limits stay exact across replicas (the buckets are locked until the batch commits); then
+   the first request of the batch on a large bucket may be leased extra units to hold;
 2. inserts the keys of the writes whose request was admitted, `ON CONFLICT DO NOTHING`, in
    (app, key) order: a key the app already used is not written, and neither is its job;
 3. inserts the jobs whose key was written (or that have none) and their outbox rows.
@@ -84,11 +84,11 @@ _BATCH = """
         FROM w JOIN j ON j.job_id = w.job_id
         ORDER BY w.req
     )
-    SELECT rl.req, rl.bucket, rl.allowed, rl.count, rl.reset_s, rl.granted, rl.window_started,
-           NULL::boolean AS written
+    SELECT rl.req, rl.bucket, rl.allowed, rl.count, rl.reset_s, rl.leased, rl.leased_from,
+           rl.window_started, NULL::boolean AS written
     FROM rl
     UNION ALL
-    SELECT w.req, NULL, NULL, NULL, NULL, NULL, NULL, j.job_id IS NOT NULL
+    SELECT w.req, NULL, NULL, NULL, NULL, NULL, NULL, NULL, j.job_id IS NOT NULL
     FROM w LEFT JOIN j ON j.job_id = w.job_id
 """
 
@@ -256,8 +256,8 @@ def outcomes(
     planned: Sequence[Planned], rows: Sequence[Any], held: Leases, sent_at: float
 ) -> list[Outcome]:
     """Each request's outcome from the statement's rows (req, bucket, allowed, count, reset_s,
-    granted, window_started, written); extra units granted are kept in `held`, the leased
-    units of a refused request given back."""
+    leased, leased_from, window_started, written); units leased are kept in `held`, the held
+    units a refused request spent given back."""
     by_bucket: dict[tuple[int, str], Any] = {}
     written: set[int] = set()
     for row in rows:
@@ -275,8 +275,12 @@ def outcomes(
             # we waited on its lock) ends up to a few ms more than window_s after our now().
             reset_s = min(float(row["reset_s"]), float(limit.window_s))
             if row["allowed"]:
-                usages[counted.index] = Usage(limit, True, int(row["count"]), reset_s)
-                held.grant(usages[counted.index], row["granted"], row["window_started"], sent_at)
+                usage = Usage(limit, True, int(row["count"]), reset_s)
+                usages[counted.index] = usage
+                if row["leased"]:
+                    held.grant(
+                        usage, row["leased"], row["leased_from"], row["window_started"], sent_at
+                    )
             else:
                 usages[counted.index] = Usage(limit, False, limit.quota, reset_s)
         outcome = Outcome([usages[i] for i in range(len(request.item.limits))], req in written)

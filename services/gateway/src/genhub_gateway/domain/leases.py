@@ -12,8 +12,8 @@ another replica could have used. It is kept small by:
 - leasing only buckets with a quota of at least `MIN_QUOTA` per window (an app's or user's
   small limit is counted one request at a time, as before);
 - a grant's extra units are at most `MAX_EXTRA` and at most 1/`SHARE` of what the window has
-  left after the request (the store works this out under the bucket's lock), so near the
-  limit a grant carries none;
+  left once the batch's requests are counted (the store works this out under the bucket's
+  lock), so near the limit a grant carries none;
 - units left unused for `IDLE_S` go back to the store (`Leases.idle`), and so do all of them
   when the replica stops.
 A lease belongs to its window: when the window ends its units lapse with it (the store opens
@@ -103,23 +103,26 @@ class Leases:
             lease.counts.insert(0, [usage.count, usage.count + 1])
             lease.units += 1
 
-    def grant(self, usage: Usage, granted: int, window_start: datetime, sent_at: float) -> None:
-        """Keep the extra units of a grant (`granted` counts the request's own unit too)."""
-        if granted <= 1:
+    def grant(
+        self, usage: Usage, units: int, first: int, window_start: datetime, sent_at: float
+    ) -> None:
+        """Hold `units` the store leased along with the request `usage` describes; they
+        stand for the window's counts `first`, `first + 1`, ..."""
+        if units <= 0:
             return
         limit = usage.limit
+        run = [first, first + units]
         held = self._held.get(limit.bucket)
-        extra = [usage.count + 1, usage.count + granted]
         if held is not None and held.window_start == window_start and held.quota == limit.quota:
-            held.counts.append(extra)
-            held.units += granted - 1
+            held.counts.append(run)
+            held.units += units
             return
         self._held[limit.bucket] = Lease(
             quota=limit.quota,
             window_start=window_start,
             ends_at=sent_at + usage.reset_s,
-            counts=[extra],
-            units=granted - 1,
+            counts=[run],
+            units=units,
             used_at=sent_at,
         )
 
