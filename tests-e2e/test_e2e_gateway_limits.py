@@ -13,28 +13,32 @@ from genhub_client import AsyncGenhubAdmin
 from genhub_gateway.domain import leases
 
 
-async def test_a_limit_of_100_per_minute_holds_across_two_gateways(
-    admin: AsyncGenhubAdmin, endpoints: Endpoints
-) -> None:
-    slug = f"e2e-limit-{secrets.token_hex(4)}"
-    created = await new_app(admin, slug)
-    await admin.update_app(created.app.id, rate_limit_per_minute=100)
+async def calls_across_two_gateways(
+    admin: AsyncGenhubAdmin, endpoints: Endpoints, *, quota: int, calls: int
+) -> list[httpx.Response]:
+    """A new app limited to `quota` requests per minute makes `calls` requests, alternating
+    between the stack's gateway and a second gateway process, 20 at a time on each."""
+    created = await new_app(admin, f"e2e-limit-{secrets.token_hex(4)}")
+    await admin.update_app(created.app.id, rate_limit_per_minute=quota)
     headers = {"X-API-Key": created.api_key}
-
     async with (
         second_gateway() as other_url,
         httpx.AsyncClient(base_url=endpoints.gateway, headers=headers, timeout=30) as one,
         httpx.AsyncClient(base_url=other_url, headers=headers, timeout=30) as two,
     ):
-        # 160 requests, alternating between the replicas, 20 at a time on each.
         gate = asyncio.Semaphore(40)
 
         async def call(client: httpx.AsyncClient) -> httpx.Response:
             async with gate:
                 return await client.get("/v1/models")
 
-        answers = await asyncio.gather(*(call((one, two)[i % 2]) for i in range(160)))
+        return await asyncio.gather(*(call((one, two)[i % 2]) for i in range(calls)))
 
+
+async def test_a_limit_of_100_per_minute_holds_across_two_gateways(
+    admin: AsyncGenhubAdmin, endpoints: Endpoints
+) -> None:
+    answers = await calls_across_two_gateways(admin, endpoints, quota=100, calls=160)
     statuses = [a.status_code for a in answers]
     assert statuses.count(200) == 100, statuses
     assert statuses.count(429) == 60, statuses
@@ -53,23 +57,7 @@ async def test_a_leased_limit_holds_across_two_gateways(
 ) -> None:
     quota = 1500
     assert quota >= leases.MIN_QUOTA  # the replicas lease units of this bucket
-    created = await new_app(admin, f"e2e-lease-{secrets.token_hex(4)}")
-    await admin.update_app(created.app.id, rate_limit_per_minute=quota)
-    headers = {"X-API-Key": created.api_key}
-
-    async with (
-        second_gateway() as other_url,
-        httpx.AsyncClient(base_url=endpoints.gateway, headers=headers, timeout=30) as one,
-        httpx.AsyncClient(base_url=other_url, headers=headers, timeout=30) as two,
-    ):
-        gate = asyncio.Semaphore(40)
-
-        async def call(client: httpx.AsyncClient) -> httpx.Response:
-            async with gate:
-                return await client.get("/v1/models")
-
-        answers = await asyncio.gather(*(call((one, two)[i % 2]) for i in range(quota + 200)))
-
+    answers = await calls_across_two_gateways(admin, endpoints, quota=quota, calls=quota + 200)
     statuses = [a.status_code for a in answers]
     assert set(statuses) == {200, 429}, set(statuses)
     # Never more than the quota; fewer only by units a replica held when the other ran out.
