@@ -42,10 +42,14 @@ class Lease:
     quota: int  # the quota it was granted under: a changed quota voids it
     window_start: datetime  # the store's window the units were counted in
     ends_at: float  # when that window ends, on the replica's monotonic clock
-    # The window's counts the held units stand for (for the headers), as [first, end) runs.
+    # The held units, as the window's counts they stand for (for the headers): [first, end)
+    # runs, spent from the front.
     counts: list[list[int]]
-    units: int
     used_at: float
+
+    @property
+    def units(self) -> int:
+        return sum(end - first for first, end in self.counts)
 
     def spend(self) -> int:
         """One unit: the count it stands for."""
@@ -54,7 +58,6 @@ class Lease:
         run[0] += 1
         if run[0] == run[1]:
             self.counts.pop(0)
-        self.units -= 1
         return count
 
 
@@ -85,7 +88,7 @@ class Leases:
     def take(self, limit: Limit, now: float) -> Spent | None:
         """Spend one held unit on a request, or None when the store must count it."""
         lease = self._held.get(limit.bucket)
-        if lease is None or lease.units == 0 or lease.quota != limit.quota:
+        if lease is None or not lease.counts or lease.quota != limit.quota:
             return None
         if now >= lease.ends_at:  # its window is over: the units lapse with it
             del self._held[limit.bucket]
@@ -101,7 +104,6 @@ class Leases:
         lease = self._held.get(usage.limit.bucket)
         if lease is not None and lease.window_start == spent.window_start:
             lease.counts.insert(0, [usage.count, usage.count + 1])
-            lease.units += 1
 
     def grant(
         self, usage: Usage, units: int, first: int, window_start: datetime, sent_at: float
@@ -115,14 +117,12 @@ class Leases:
         held = self._held.get(limit.bucket)
         if held is not None and held.window_start == window_start and held.quota == limit.quota:
             held.counts.append(run)
-            held.units += units
             return
         self._held[limit.bucket] = Lease(
             quota=limit.quota,
             window_start=window_start,
             ends_at=sent_at + usage.reset_s,
             counts=[run],
-            units=units,
             used_at=sent_at,
         )
 
