@@ -204,8 +204,9 @@ class Planned:
 
 
 def plan(items: Sequence[Item], held: Leases, now: float) -> list[Planned]:
-    """Spend held units where there are some; ask for extra units only on the first request
-    of the batch that counts a bucket in the store (the later ones are counted after it)."""
+    """Spend held units where there are some; the rest the store counts, and one row per
+    bucket (its first in the batch) asks for extra units, which the store leases once the
+    whole batch is counted."""
     asked: set[str] = set()
     planned = []
     for item in items:
