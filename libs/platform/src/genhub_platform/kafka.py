@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genhub_platform import db
+from genhub_platform.fetchpace import QUIET, FetchPace, FetchPacer, FetchTuning
 from genhub_platform.settings import PlatformSettings
 from genhub_platform.uow import UnitOfWork
 
@@ -143,16 +144,6 @@ async def _undecoded(message: KafkaMessage) -> KafkaMessage:
 
 
 @dataclass(frozen=True)
-class FetchTuning:
-    """How batch subscribers fetch (aiokafka's fetch_min_bytes / fetch_max_wait_ms): the broker
-    answers once `min_bytes` are ready or `max_wait_ms` passed. The defaults are aiokafka's own
-    (answer at the first byte); services get theirs from PlatformSettings."""
-
-    min_bytes: int = 1
-    max_wait_ms: int = 500
-
-
-@dataclass(frozen=True)
 class _Registration:
     event_cls: type[Envelope[Any]]
     handler: Handler[Any]
@@ -215,9 +206,12 @@ class EventConsumer:
         max_attempts: int = 3,
         topic_prefix: str = "",
         fetch: FetchTuning = FetchTuning(),
+        busy_from_per_s: float = 0.0,
     ) -> None:
         self._broker = broker
         self._fetch = fetch
+        self._busy_from_per_s = busy_from_per_s
+        self.pacer: FetchPacer | None = None
         self._group_id = group_id
         self._uow_factory = uow_factory
         self._max_attempts = max_attempts
@@ -332,14 +326,20 @@ class EventConsumer:
         """One batch subscriber (same group) for every batch route's topics, so the other
         topics keep their path. One, not one per route: each subscriber is a consumer whose
         fetches the broker answers at least every `max_wait_ms` even when idle, and a fetched
-        batch is split by route anyway (`apply_records`)."""
+        batch is split by route anyway (`apply_records`). With `busy_from_per_s`, it fetches at
+        `fetch` only while that busy (fetchpace.py), at the first byte otherwise."""
+        paced = self._busy_from_per_s > 0
+        tuning = QUIET if paced else self._fetch
 
         async def consume_batch(message: Any) -> None:  # a KafkaMessage: see `_undecoded`
             raw = message.raw_message
-            await self.apply_records(raw if isinstance(raw, tuple | list) else (raw,))
+            records = raw if isinstance(raw, tuple | list) else (raw,)
+            if self.pacer is not None:
+                self.pacer.received(len(records))
+            await self.apply_records(records)
 
         consume_batch.__name__ = f"{self._group_id}_batches"
-        self._broker.subscriber(
+        subscriber = self._broker.subscriber(
             *(self._prefix + topic for route in routes for topic in route.event_classes),
             group_id=self._prefix + self._group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -347,10 +347,16 @@ class EventConsumer:
             batch=True,
             max_records=max(route.max_records for route in routes),
             batch_timeout_ms=min(route.timeout_ms for route in routes),
-            fetch_min_bytes=self._fetch.min_bytes,
-            fetch_max_wait_ms=self._fetch.max_wait_ms,
+            fetch_min_bytes=tuning.min_bytes,
+            fetch_max_wait_ms=tuning.max_wait_ms,
             decoder=_undecoded,
-        )(consume_batch)
+        )
+        subscriber(consume_batch)
+        if paced:
+            pace = FetchPace(self._fetch, busy_from_per_s=self._busy_from_per_s)
+            self.pacer = FetchPacer(
+                pace, lambda: getattr(subscriber, "consumer", None), name=self._group_id
+            )
 
     async def apply_records(self, records: Iterable[Any]) -> None:
         """Apply one fetched batch of Kafka records (`topic`, `value`, `key`, `headers`):

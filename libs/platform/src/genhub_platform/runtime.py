@@ -34,14 +34,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from genhub_platform.db import SessionFactory, make_engine, make_session_factory
 from genhub_platform.errors import install_error_handlers
+from genhub_platform.fetchpace import FetchTuning
 from genhub_platform.http import install_metrics, probes_router
-from genhub_platform.kafka import (
-    BrokerPublisher,
-    EventConsumer,
-    FetchTuning,
-    ensure_topics,
-    make_broker,
-)
+from genhub_platform.kafka import BrokerPublisher, EventConsumer, ensure_topics, make_broker
 from genhub_platform.logging import setup_logging
 from genhub_platform.outbox import OutboxRelay
 from genhub_platform.settings import PlatformSettings
@@ -106,6 +101,7 @@ def build_runtime(settings: PlatformSettings) -> Runtime:
         max_attempts=settings.kafka_max_handler_attempts,
         topic_prefix=settings.kafka_topic_prefix,
         fetch=FetchTuning(settings.kafka_fetch_min_bytes, settings.kafka_fetch_max_wait_ms),
+        busy_from_per_s=settings.kafka_fetch_busy_from_per_s,
     )
     return runtime
 

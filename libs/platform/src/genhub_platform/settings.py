@@ -38,16 +38,21 @@ class PlatformSettings(BaseSettings):
     # ones). A benchmark or an isolated test run gives its own process a prefix so it neither
     # sees nor feeds the shared topics.
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
-    # Batch consumers: the broker answers a fetch once this many bytes are ready or the wait
-    # is over. Under load that turns many one-record fetches, offset commits and transactions
-    # into a few bigger ones; a quiet topic costs at most the wait in added latency per hop.
-    # An idle consumer's fetches come back empty every wait: at 10 ms the idle local stack
-    # spent 0.48 of a core on them (Kafka and the five services), at 25 ms 0.32-0.40.
+    # Batch consumers, while busy: the broker answers a fetch once this many bytes are ready or
+    # the wait is over. Under load that turns many one-record fetches, offset commits and
+    # transactions into a few bigger ones, for at most the wait in added latency per hop.
+    # Busy means receiving at least KAFKA_FETCH_BUSY_FROM_PER_S records a second; below that a
+    # fetch is answered at its first byte and an idle one every 500 ms (fetchpace.py). 0: always
+    # busy (an idle consumer's fetches then come back empty every wait: at 25 ms the idle
+    # local stack spent about a third of a core on them, against an eighth paced).
     kafka_fetch_min_bytes: int = Field(
         default=16384, ge=1, validation_alias="KAFKA_FETCH_MIN_BYTES"
     )
     kafka_fetch_max_wait_ms: int = Field(
         default=25, ge=0, le=500, validation_alias="KAFKA_FETCH_MAX_WAIT_MS"
+    )
+    kafka_fetch_busy_from_per_s: float = Field(
+        default=50.0, ge=0, validation_alias="KAFKA_FETCH_BUSY_FROM_PER_S"
     )
 
     database_url: str | None = None
