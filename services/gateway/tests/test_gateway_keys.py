@@ -216,10 +216,24 @@ async def test_model_catalog_caches_and_serves_stale_when_orchestrator_is_down()
     assert (await catalog.get("mock")) is not None  # fresh again: a full TTL
     assert state["calls"] == 3
 
-    empty = ModelCatalog(OrchestratorClient(http, "http://orch", "orchestrator"))
+    await http.aclose()
+
+
+async def test_a_fresh_catalog_with_the_orchestrator_down_refuses_without_asking_each_time() -> (
+    None
+):
+    state, http = flaky_upstream({"models": [{"name": "mock", "max_outputs": 4}]})
     state["up"] = False
-    with pytest.raises(UpstreamUnavailable):
-        await empty.get("mock")
+    clock = Clock()
+    empty = ModelCatalog(OrchestratorClient(http, "http://orch", "orchestrator"), clock=clock)
+    for _ in range(5):
+        with pytest.raises(UpstreamUnavailable):
+            await empty.get("mock")
+    assert state["calls"] == 1  # the others were refused at once, not sent after it
+    clock.now += 1
+    state["up"] = True
+    assert (await empty.get("mock")) is not None  # asked again after a second
+    assert state["calls"] == 2
     await http.aclose()
 
 

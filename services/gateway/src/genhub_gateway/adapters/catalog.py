@@ -16,6 +16,10 @@ from genhub_gateway.adapters.upstream import (
 # often: asking on every request would add a failed call (up to the upstream timeout, one
 # waiter after another behind the refresh lock) to each of them.
 RETRY_S = 5.0
+# With no copy to serve (a fresh replica), requests are refused for this long after a failed
+# refresh instead of each one, one after another behind the lock, asking again: with an
+# orchestrator that hangs, every waiter would add a whole upstream timeout to the next.
+COLD_RETRY_S = 1.0
 
 
 class ModelCatalog:
@@ -36,22 +40,26 @@ class ModelCatalog:
         self._lock = asyncio.Lock()
 
     async def models(self) -> dict[str, ModelInfo]:
-        if self._models is not None and self._clock() < self._fresh_until:
-            return self._models
+        if self._clock() < self._fresh_until:
+            return self._known()
         async with self._lock:  # one refresh at a time, not one per waiting request
-            if self._models is not None and self._clock() < self._fresh_until:
-                return self._models
+            if self._clock() < self._fresh_until:
+                return self._known()
             try:
                 fresh = await self._orchestrator.models()
             except UpstreamUnavailable:
                 # A stale catalog beats refusing every job while the orchestrator restarts.
-                if self._models is not None:
-                    self._fresh_until = self._clock() + self._retry_s
-                    return self._models
-                raise
+                stale = self._models is not None
+                self._fresh_until = self._clock() + (self._retry_s if stale else COLD_RETRY_S)
+                return self._known()
             self._models = {m.name: m for m in fresh}
             self._fresh_until = self._clock() + self._ttl_s
             return self._models
+
+    def _known(self) -> dict[str, ModelInfo]:
+        if self._models is None:
+            raise UpstreamUnavailable(self._orchestrator.service)
+        return self._models
 
     async def get(self, name: str) -> ModelInfo | None:
         return (await self.models()).get(name)
